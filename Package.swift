@@ -1,0 +1,50 @@
+// swift-tools-version: 6.1
+// ml_tomo: maximum-likelihood alignment and classification of subtomograms, MPI-distributed.
+// Layout and module rules: see ../shared/design/ARCHITECTURE.md (summarised in README.md).
+import PackageDescription
+
+let package = Package(
+    name: "ml_tomo",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ml_tomo", targets: ["MLTomoCLI"]),
+        .library(name: "Volumes", targets: ["Volumes"]),
+        .library(name: "Formats", targets: ["Formats"]),
+        .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "Distributed", targets: ["Distributed"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.5.0"),
+    ],
+    targets: [
+        // C shims over the system libraries (module.modulemap + shim.h, no unsafe flags).
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+
+        .target(name: "Volumes", dependencies: [
+            "CFFTW",
+            .product(name: "Numerics", package: "swift-numerics"),
+        ]),
+        .target(name: "Formats", dependencies: ["Volumes", "CHDF5"]),
+        .target(name: "Engine", dependencies: [
+            "Volumes",
+            .product(name: "Numerics", package: "swift-numerics"),
+        ]),
+        .target(name: "Distributed", dependencies: ["CMPI", "Engine"]),
+        .executableTarget(name: "MLTomoCLI", dependencies: [
+            "Volumes", "Formats", "Engine", "Distributed",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "VolumesTests", dependencies: ["Volumes"]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "Volumes"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Volumes"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
+        // Launches the built `ml_tomo` (mpirun with 1, 2, 3 ranks) and the Python readers.
+        .testTarget(name: "EndToEndTests", dependencies: ["Formats", "Volumes"]),
+    ]
+)

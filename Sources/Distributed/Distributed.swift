@@ -1,0 +1,7 @@
+import CMPI
+import Engine
+
+/// MPI communicator, partitioning and collective error agreement.
+public enum DistributedInfo {
+    public static let moduleName = "Distributed"
+}
