@@ -1,0 +1,18 @@
+import ArgumentParser
+import Foundation
+
+/// `ml_tomo refine` (also the default command): the ML refinement of the seed document.
+struct RefineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "refine",
+        abstract: "Align and classify subtomograms with missing regions by maximum likelihood (the default command)."
+    )
+
+    @OptionGroup var options: RefineOptions
+
+    func validate() throws { try options.validateCombinations() }
+
+    func run() throws {
+        throw ValidationError("the refinement engine is not wired into this build yet")
+    }
+}

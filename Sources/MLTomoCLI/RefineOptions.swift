@@ -1,0 +1,197 @@
+import ArgumentParser
+
+/// Every option of Xmipp's ml_tomo v3.0 (spec §2.1, including the expert and hidden ones), plus the
+/// options this program adds (`--doc`, `--seed`, `--dry-run`). Spellings follow the original, so the
+/// seed's command lines run verbatim; single-dash spellings are rewritten by ArgumentNormalisation.
+struct RefineOptions: ParsableArguments {
+    // MARK: Input and output
+    @Option(name: .customShort("i"), help: ArgumentHelp("Input images: Xmipp metadata (sel/doc/xmd), RELION STAR, or a volume/stack file.", valueName: "metadata"))
+    var input: String
+
+    @Option(name: [.customLong("oroot"), .customShort("o")], help: ArgumentHelp("Output root name.", valueName: "rootname"))
+    var oroot: String = "mltomo"
+
+    @Option(name: .customLong("nref"), help: "Number of references to generate from random subsets (exclusive with --ref).")
+    var nref: Int?
+
+    @Option(name: .customLong("ref"), help: ArgumentHelp("Initial reference volume, or metadata listing reference volumes (optional `weight` column).", valueName: "file"))
+    var ref: String?
+
+    @Option(name: .customLong("doc"), help: ArgumentHelp("Metadata with input angles, shifts, classes and missing-region numbers, matched to -i by _image.", valueName: "metadata"))
+    var doc: String?
+
+    @Option(name: .customLong("missing"), help: ArgumentHelp("Metadata file with missing data region definitions.", valueName: "metadata"))
+    var missing: String?
+
+    @Option(name: .customLong("sym"), help: ArgumentHelp("Point-group symmetry (c1, cN, dN, t, o, i).", valueName: "symgroup"))
+    var sym: String = "c1"
+
+    // MARK: Angular sampling
+    @Option(name: .customLong("ang"), help: "Angular sampling rate (degrees).")
+    var ang: Double = 10
+
+    @Option(name: .customLong("ang_search"), help: "Angular search range around each particle's current orientation (degrees); <= 0: exhaustive.")
+    var angSearch: Double = -1
+
+    @Flag(name: .customLong("dont_limit_psirange"), help: "With --ang_search: do not limit the psi range.")
+    var dontLimitPsiRange = false
+
+    @Option(name: .customLong("limit_trans"), help: "Maximum translation (working-box pixels); < 0: no limit.")
+    var limitTrans: Double = -1
+
+    @Option(name: .customLong("tilt0"), help: "Lower tilt limit of the sampled directions (degrees).")
+    var tilt0: Double = 0
+
+    @Option(name: .customLong("tiltF"), help: "Upper tilt limit of the sampled directions (degrees).")
+    var tiltF: Double = 180
+
+    @Option(name: .customLong("psi_sampling"), help: "Angular sampling rate for the in-plane rotations (degrees); < 0: same as --ang.")
+    var psiSampling: Double = -1
+
+    // MARK: Regularization
+    @Option(name: .customLong("reg0"), help: "Initial regularization parameters (in N/K^2).")
+    var reg0: Double = 0
+
+    @Option(name: .customLong("regF"), help: "Final regularization parameters (in N/K^2).")
+    var regF: Double = 0
+
+    @Option(name: .customLong("reg_steps"), help: "Number of iterations in which the regularization is changed from reg0 to regF.")
+    var regSteps: Int = 5
+
+    // MARK: Others
+    @Flag(name: .customLong("dont_rotate"), help: "Keep orientations from the input; search translations and classes.")
+    var dontRotate = false
+
+    @Flag(name: .customLong("dont_align"), help: "Keep orientations and translations from the input; only classify.")
+    var dontAlign = false
+
+    @Flag(name: .customLong("only_average"), help: "Keep orientations, translations and classes from the input; average once.")
+    var onlyAverage = false
+
+    @Flag(name: .customLong("perturb"), help: "Apply a different random perturbation to the angular sampling in each iteration.")
+    var perturb = false
+
+    @Option(name: .customLong("dim"), help: "Use downscaled (in Fourier space) images of this size.")
+    var dim: Int = -1
+
+    @Option(name: .customLong("maxres"), help: "Maximum resolution (in pixel^-1) to use, in (0, 0.5].")
+    var maxres: Double = 0.5
+
+    @Option(name: .customLong("thr"), help: "Number of shared-memory threads per MPI rank.")
+    var thr: Int = 1
+
+    // MARK: Additional options
+    @Option(name: .customLong("impute_iter"), help: "Number of inner imputation iterations in the M-step.")
+    var imputeIter: Int = 1
+
+    @Option(name: .customLong("iter"), help: "Maximum number of iterations (last iteration number).")
+    var iter: Int = 25
+
+    @Option(name: .customLong("istart"), help: "Number of the first iteration.")
+    var istart: Int = 1
+
+    @Option(name: .customLong("noise"), help: "Expected standard deviation of the pixel noise.")
+    var noise: Double = 1
+
+    @Option(name: .customLong("offset"), help: "Expected standard deviation of the origin offsets (original pixels).")
+    var offset: Double = 3
+
+    @Option(name: .customLong("frac"), help: ArgumentHelp("Metadata with expected model fractions (a `weight` column), one row per reference.", valueName: "metadata"))
+    var frac: String?
+
+    @Option(name: .customLong("restart"), help: ArgumentHelp("Resume from the state written at <oroot>_itNNNNNN (its .h5 and .doc).", valueName: "oroot_itNNNNNN"))
+    var restart: String?
+
+    @Flag(name: .customLong("fix_sigma_noise"), help: "Do not re-estimate the standard deviation of the noise.")
+    var fixSigmaNoise = false
+
+    @Flag(name: .customLong("fix_sigma_offset"), help: "Do not re-estimate the standard deviation of the offsets.")
+    var fixSigmaOffset = false
+
+    @Flag(name: .customLong("fix_fractions"), help: "Do not re-estimate the model fractions.")
+    var fixFractions = false
+
+    @Option(name: .customLong("eps"), help: "Stopping criterion: relative change of the references.")
+    var eps: Double = 5e-5
+
+    @Option(name: .customLong("pixel_size"), help: "Pixel size (Angstrom) of the input images, for resolution figures and file headers.")
+    var pixelSize: Double = 1
+
+    @Option(name: .customLong("mask"), help: ArgumentHelp("Mask for focussed classification (1 = classify, 0 = ignore); requires --dont_align.", valueName: "maskfile"))
+    var mask: String?
+
+    @Flag(name: .customLong("maxCC"), help: "Use constrained cross-correlation and weighted averaging instead of ML.")
+    var maxCC = false
+
+    @Flag(name: .customLong("dont_impute"), help: "Use weighted averaging (division by the wedge sums) instead of imputation.")
+    var dontImpute = false
+
+    @Option(name: .customLong("noimp_threshold"), help: "Threshold to avoid division by zero for weighted averaging.")
+    var noimpThreshold: Double = 1
+
+    @Option(name: .customLong("trymindiff_factor"), help: ArgumentHelp("First-iteration guess of the exponent offset (kept for compatibility; the log-sum-exp E-step does not need it).", visibility: .hidden))
+    var trymindiffFactor: Double = 0.9
+
+    @Flag(name: .customLong("no_SMALLANGLE"), help: ArgumentHelp("Do not add 2.75 degrees to every sampled psi.", visibility: .hidden))
+    var noSmallAngle = false
+
+    @Flag(name: .customLong("keep_angles"), help: ArgumentHelp("Use the input angles and shifts to generate the initial references.", visibility: .hidden))
+    var keepAngles = false
+
+    @Flag(name: .customLong("filter"), help: ArgumentHelp("Low-pass filter every reference at its FSC = 0.5 resolution in each iteration.", visibility: .hidden))
+    var filter = false
+
+    @Flag(name: .customLong("ini_filter"), help: ArgumentHelp("Low-pass filter the generated initial references at their FSC = 0.5 resolution.", visibility: .hidden))
+    var iniFilter = false
+
+    // MARK: Added by this program
+    @Option(name: .customLong("seed"), help: "Random seed: the same seed gives the same result on any number of ranks and threads.")
+    var seed: UInt64 = 1
+
+    @Option(name: [.customShort("v"), .customLong("verbose")], help: "Verbosity (0: quiet, 1: progress, 2: details).")
+    var verbose: Int = 1
+
+    @Flag(name: .customLong("dry-run"), help: "Check the inputs, print the predicted time per iteration, and stop.")
+    var dryRun = false
+
+    /// Checks that need no file: the option-level rules of spec §2.2.
+    func validateCombinations() throws {
+        func bad(_ message: String) -> ValidationError { ValidationError(message) }
+        switch (nref, ref) {
+        case (nil, nil):
+            if !onlyAverage { throw bad("give --nref <K> (references generated from random subsets) or --ref <file>") }
+        case (.some, .some):
+            throw bad("--nref and --ref are mutually exclusive: give one of them")
+        case (.some(let k), nil) where k < 1:
+            throw bad("--nref must be at least 1 (got \(k))")
+        default: break
+        }
+        if iter < istart { throw bad("--iter (\(iter)) must not be smaller than --istart (\(istart))") }
+        if istart < 1 { throw bad("--istart must be at least 1 (got \(istart))") }
+        if !(maxres > 0 && maxres <= 0.5) { throw bad("--maxres must lie in (0, 0.5] cycles/pixel (got \(maxres))") }
+        if dim != -1 && dim < 4 { throw bad("--dim must be at least 4 (got \(dim)), or -1 for the original size") }
+        if thr < 1 { throw bad("--thr must be at least 1 (got \(thr))") }
+        if !(ang > 0) { throw bad("--ang must be positive (got \(ang))") }
+        if angSearch > 180 { throw bad("--ang_search must not exceed 180 degrees (got \(angSearch))") }
+        if !(0 <= tilt0 && tilt0 <= tiltF && tiltF <= 180) {
+            throw bad("--tilt0 and --tiltF must satisfy 0 <= tilt0 <= tiltF <= 180 (got \(tilt0), \(tiltF))")
+        }
+        if regF > reg0 { throw bad("--regF (\(regF)) must not be larger than --reg0 (\(reg0))") }
+        if reg0 < 0 || regF < 0 { throw bad("--reg0 and --regF must not be negative") }
+        if regSteps < 1 { throw bad("--reg_steps must be at least 1 (got \(regSteps))") }
+        if imputeIter < 1 { throw bad("--impute_iter must be at least 1 (got \(imputeIter))") }
+        if noise <= 0 { throw bad("--noise must be positive (got \(noise))") }
+        if offset < 0 { throw bad("--offset must not be negative (got \(offset))") }
+        if pixelSize <= 0 { throw bad("--pixel_size must be positive (got \(pixelSize))") }
+        if eps < 0 { throw bad("--eps must not be negative (got \(eps))") }
+        let fixedModes = [dontAlign ? "--dont_align" : nil, dontRotate ? "--dont_rotate" : nil, onlyAverage ? "--only_average" : nil].compactMap { $0 }
+        if fixedModes.count > 1 { throw bad("\(fixedModes.joined(separator: " and ")) cannot be combined: choose one") }
+        if dontAlign && angSearch > 0 { throw bad("--dont_align keeps every orientation fixed: --ang_search makes no sense with it") }
+        if dontRotate && angSearch > 0 { throw bad("--dont_rotate keeps every orientation fixed: --ang_search makes no sense with it") }
+        if mask != nil && !dontAlign { throw bad("--mask (focussed classification) is only valid together with --dont_align") }
+        if dontLimitPsiRange && angSearch > 0 && sym.lowercased() != "c1" {
+            throw bad("--dont_limit_psirange cannot be combined with symmetry \(sym) and --ang_search")
+        }
+        if restart != nil && istart != 1 { throw bad("--restart sets the starting iteration itself: do not combine it with --istart") }
+    }
+}
