@@ -148,7 +148,8 @@ public final class Communicator: @unchecked Sendable {
     }
 
     private static func decodeCString(_ buffer: [CChar], length: Int32) -> String {
-        let count = min(max(Int(length), 0), buffer.count)
+        // Some implementations count the terminating NUL in `length`; stop at the first NUL.
+        let count = min(max(Int(length), 0), buffer.firstIndex(of: 0) ?? buffer.count)
         return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
