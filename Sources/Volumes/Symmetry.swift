@@ -3,22 +3,24 @@ import Foundation
 /// A proper point group (rotations only) given by its Xmipp name, with its rotation matrices and the
 /// asymmetric-unit test used to reduce the sampling grid (spec §5.1).
 ///
-/// Supported names (case-insensitive) and the axis settings we use:
+/// Supported names (case-insensitive) and their axis settings — the settings used by Xmipp and RELION
+/// (Heymann, Chagoyen & Belnap 2005 for the icosahedral ones), given here as the generating axes:
 /// * `c1`: no symmetry.
 /// * `cN`: N-fold axis along z.
-/// * `dN`: N-fold axis along z, a 2-fold axis along x (and N−1 further 2-folds in the xy-plane).
-/// * `t`: tetrahedral, 2-fold axes along x, y, z, 3-fold axes along (±1, ±1, ±1).
-/// * `o`: octahedral, 4-fold axes along x, y, z.
-/// * `i`, `i1`: icosahedral, 2-fold axes along x, y, z and 5-fold axes along (±1, 0, ±φ) (in the xz-plane).
-/// * `i2`: icosahedral, 2-fold axes along x, y, z and 5-fold axes along (0, ±1, ±φ) (in the yz-plane).
-/// * `i3`: icosahedral, a 5-fold axis along z and a 2-fold axis along y.
-/// * `i4`: icosahedral, a 5-fold axis along z and a 2-fold axis along x.
-/// These follow the usual conventions of the cryo-EM packages; they have not been checked against
-/// Xmipp's symmetry files, so a symmetric reference made by Xmipp in a different setting must be
-/// re-oriented. Improper groups (ci, cs, cnv, cnh, …) and `i5` are rejected.
+/// * `dN`: N-fold axis along z, a 2-fold axis along x.
+/// * `t`: 3-fold axis along z, a 2-fold axis along (0, √(2/3), √(1/3)).
+/// * `o`: 4-fold axis along z, a 3-fold axis along (1, 1, 1).
+/// * `i`, `i2`: 2-fold axes along x, y, z; 5-fold axis along (1, 0, φ) ("Crowther 222").
+/// * `i1`: 2-fold axes along x, y, z; 5-fold axis along (φ, 0, −1) (the standard 222 setting rotated
+///   90° about z).
+/// * `i3`: 5-fold axis along z, a 2-fold axis along (−1, 0, φ) (tilted 31.7° towards −x).
+/// * `i4`: 5-fold axis along z, a 2-fold axis along (1, 0, φ) (tilted 31.7° towards +x).
+/// (φ = golden ratio; "i" = "i2" as in Xmipp/RELION.) Improper groups (ci, cs, cnv, cnh, …) and `i5`
+/// are rejected with an error listing these names.
 ///
 /// `elements` always starts with the identity and contains every group element once (so
 /// `elements.count == order`); `nonIdentityElements` corresponds to Xmipp's stored list (`symsNo()`).
+/// The set of copies g·p is the same as Xmipp's L·Rᵀ·p since a group contains every inverse.
 public struct SymmetryGroup: Sendable, Equatable, CustomStringConvertible {
     public enum Family: Sendable, Equatable {
         case cyclic(Int)
@@ -53,7 +55,7 @@ public struct SymmetryGroup: Sendable, Equatable, CustomStringConvertible {
         } else if n == "o" {
             family = .octahedral
         } else if n == "i" {
-            family = .icosahedral(setting: 1)
+            family = .icosahedral(setting: 2)
         } else if n.hasPrefix("i"), let s = Int(n.dropFirst()) {
             guard (1...4).contains(s) else { throw bad("icosahedral setting i\(s) is not supported") }
             family = .icosahedral(setting: s)
@@ -141,7 +143,7 @@ public struct SymmetryGroup: Sendable, Equatable, CustomStringConvertible {
     }
 
     static func generators(for family: Family) -> [Matrix3] {
-        let z = SIMD3<Double>(0, 0, 1), x = SIMD3<Double>(1, 0, 0), y = SIMD3<Double>(0, 1, 0)
+        let z = SIMD3<Double>(0, 0, 1), x = SIMD3<Double>(1, 0, 0)
         let phi = (1 + 5.0.squareRoot()) / 2
         switch family {
         case .cyclic(let n):
@@ -149,29 +151,22 @@ public struct SymmetryGroup: Sendable, Equatable, CustomStringConvertible {
         case .dihedral(let n):
             return [rotation(axis: z, degrees: 360 / Double(n)), rotation(axis: x, degrees: 180)]
         case .tetrahedral:
-            return [rotation(axis: z, degrees: 180), rotation(axis: SIMD3(1, 1, 1), degrees: 120)]
+            // The 2-fold makes the tetrahedral angle arccos(1/√3) = 54.7° with the 3-fold on z.
+            return [rotation(axis: z, degrees: 120),
+                    rotation(axis: SIMD3(0, (2.0 / 3).squareRoot(), (1.0 / 3).squareRoot()), degrees: 180)]
         case .octahedral:
             return [rotation(axis: z, degrees: 90), rotation(axis: SIMD3(1, 1, 1), degrees: 120)]
         case .icosahedral(let setting):
+            // A 5-fold and a 2-fold axis 31.7° apart (arctan(1/φ)) generate the whole group.
             switch setting {
-            case 2:
-                // 2-folds on x, y, z; 5-folds in the yz-plane.
-                return [rotation(axis: z, degrees: 180), rotation(axis: x, degrees: 180),
-                        rotation(axis: SIMD3(0, 1, phi), degrees: 72),
-                        rotation(axis: SIMD3(1, 1, 1), degrees: 120)]
-            case 3, 4:
-                // 5-fold along z; the 2-fold along y (i3) or x (i4). The neighbouring 5-fold axis lies
-                // in the plane perpendicular to that 2-fold at the angle arctan(2) from z.
-                let tilt = atan(2.0)
-                let two = setting == 3 ? y : x
-                let five2 = setting == 3 ? SIMD3(sin(tilt), 0, cos(tilt)) : SIMD3(0, sin(tilt), cos(tilt))
-                return [rotation(axis: z, degrees: 72), rotation(axis: two, degrees: 180),
-                        rotation(axis: five2, degrees: 72)]
+            case 1:
+                return [rotation(axis: x, degrees: 180), rotation(axis: SIMD3(phi, 0, -1), degrees: 72)]
+            case 3:
+                return [rotation(axis: z, degrees: 72), rotation(axis: SIMD3(-1, 0, phi), degrees: 180)]
+            case 4:
+                return [rotation(axis: z, degrees: 72), rotation(axis: SIMD3(1, 0, phi), degrees: 180)]
             default:
-                // 2-folds on x, y, z; 5-folds in the xz-plane.
-                return [rotation(axis: z, degrees: 180), rotation(axis: x, degrees: 180),
-                        rotation(axis: SIMD3(1, 0, phi), degrees: 72),
-                        rotation(axis: SIMD3(1, 1, 1), degrees: 120)]
+                return [rotation(axis: z, degrees: 180), rotation(axis: SIMD3(1, 0, phi), degrees: 72)]
             }
         }
     }

@@ -25,6 +25,29 @@ import Volumes
         }
     }
 
+    /// The documented axis settings (those of Xmipp/RELION).
+    @Test func axisSettings() throws {
+        let phi = (1 + 5.0.squareRoot()) / 2
+        let x = SIMD3<Double>(1, 0, 0), y = SIMD3<Double>(0, 1, 0), z = SIMD3<Double>(0, 0, 1)
+        func has(_ name: String, _ axis: SIMD3<Double>, _ fold: Int) throws -> Bool {
+            let g = try SymmetryGroup(name: name)
+            let r = SymmetryGroup.rotation(axis: axis, degrees: 360 / Double(fold))
+            return g.elements.contains { $0.maxAbsDifference(r) < 1e-9 }
+        }
+        #expect(try has("c5", z, 5))
+        #expect(try has("d3", z, 3) && has("d3", x, 2))
+        #expect(try has("t", z, 3) && has("t", SIMD3(0, (2.0 / 3).squareRoot(), (1.0 / 3).squareRoot()), 2))
+        #expect(try has("o", z, 4) && has("o", SIMD3(1, 1, 1), 3))
+        for name in ["i", "i2"] {
+            #expect(try has(name, x, 2) && has(name, y, 2) && has(name, z, 2) && has(name, SIMD3(1, 0, phi), 5))
+            #expect(try has(name, SIMD3(0, 1 / (phi * 3.0.squareRoot()), phi / 3.0.squareRoot()), 3))
+        }
+        #expect(try has("i1", x, 2) && has("i1", y, 2) && has("i1", z, 2) && has("i1", SIMD3(phi, 0, -1), 5))
+        #expect(try has("i3", z, 5) && has("i3", SIMD3(-1, 0, phi), 2))
+        #expect(try has("i4", z, 5) && has("i4", SIMD3(1, 0, phi), 2) && has("i4", SIMD3(2, 0, 1), 5))
+        #expect(try !has("i1", SIMD3(1, 0, phi), 5))
+    }
+
     @Test func namesAreParsedAndBadOnesRejected() throws {
         #expect(try SymmetryGroup(name: "C3").order == 3)
         #expect(try SymmetryGroup(name: " D2 ").order == 4)
