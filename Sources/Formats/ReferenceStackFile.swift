@@ -22,6 +22,20 @@ public struct ReferenceStackFile: Equatable, Sendable {
     public var logLikelihood: Double
     /// Further scalar attributes on the root group (e.g. `pmax`, `regularisation`).
     public var extraAttributes: [String: Double]
+    /// Further float64 datasets by path (e.g. `particles/angles`, the per-particle state a restart needs);
+    /// parent groups are created as needed.
+    public var extraDatasets: [String: ExtraDataset] = [:]
+
+    /// A float64 array of any shape (C order, slowest axis first).
+    public struct ExtraDataset: Equatable, Sendable {
+        public var shape: [Int]
+        public var values: [Double]
+        public init(shape: [Int], values: [Double]) {
+            precondition(shape.reduce(1, *) == values.count, "dataset shape \(shape) does not match \(values.count) values")
+            self.shape = shape
+            self.values = values
+        }
+    }
 
     public init(references: [Volume], wedgeSums: [[Float]]? = nil, fsc: [[Double]]? = nil, iteration: Int,
                 voxelSize: Double, classFractions: [Double], sigmaNoise: Double, sigmaOffset: Double,
@@ -94,6 +108,15 @@ public struct ReferenceStackFile: Equatable, Sendable {
             try h5.setAttribute("sigma_noise", double: sigmaNoise)
             try h5.setAttribute("sigma_offset", double: sigmaOffset)
             try h5.setAttribute("log_likelihood", double: logLikelihood)
+            var groups: Set<String> = []
+            for (name, dataset) in extraDatasets.sorted(by: { $0.key < $1.key }) {
+                let parts = name.split(separator: "/").map(String.init)
+                for depth in 1 ..< max(parts.count, 1) {
+                    let group = parts[0 ..< depth].joined(separator: "/")
+                    if groups.insert(group).inserted && !h5.exists(group) { try h5.createGroup(group) }
+                }
+                try h5.writeDataset(name, shape: dataset.shape, doubles: dataset.values)
+            }
             for (name, value) in extraAttributes.sorted(by: { $0.key < $1.key }) {
                 if Self.knownAttributes.contains(name) {
                     throw FormatError(.syntax, file: path, "extra attribute '\(name)' clashes with a standard attribute")
@@ -103,7 +126,8 @@ public struct ReferenceStackFile: Equatable, Sendable {
         }
     }
 
-    public static func read(_ path: String) throws -> ReferenceStackFile {
+    /// Reads the file; `extraDatasetNames` lists the further datasets to load (each must exist).
+    public static func read(_ path: String, extraDatasetNames: [String] = []) throws -> ReferenceStackFile {
         let h5 = try HDF5File.open(path)
         defer { h5.close() }
         let (shape, values) = try h5.readFloats("references")
@@ -133,7 +157,7 @@ public struct ReferenceStackFile: Equatable, Sendable {
         for name in try h5.attributeNames() where !knownAttributes.contains(name) {
             if let v = try? h5.attributeDoubles(name), v.count == 1 { extra[name] = v[0] }
         }
-        let file = ReferenceStackFile(
+        let base = ReferenceStackFile(
             references: refs, wedgeSums: wedges, fsc: fsc,
             iteration: Int(try h5.attributeInt64("iteration")),
             voxelSize: try h5.attributeDouble("voxel_size"),
@@ -142,6 +166,13 @@ public struct ReferenceStackFile: Equatable, Sendable {
             sigmaOffset: try h5.attributeDouble("sigma_offset"),
             logLikelihood: try h5.attributeDouble("log_likelihood"),
             extraAttributes: extra)
+        var withExtras = base
+        for name in extraDatasetNames {
+            guard h5.exists(name) else { throw FormatError(.missingLabel, file: path, "dataset '\(name)' is missing") }
+            let (shape, values) = try h5.readDoubles(name)
+            withExtras.extraDatasets[name] = ExtraDataset(shape: shape, values: values)
+        }
+        let file = withExtras
         try file.validate(file: path)
         return file
     }
