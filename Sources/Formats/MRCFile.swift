@@ -64,19 +64,22 @@ public enum MRCFile {
     }
 
     /// Is this plausibly an MRC header (used for format detection)?
-    static func looksLikeMRC(_ h: [UInt8]) -> Bool {
+    static func looksLikeMRC(_ h: [UInt8], fileSize: Int) -> Bool {
         guard h.count >= 1024 else { return false }
         if h[208] == 0x4D && h[209] == 0x41 && h[210] == 0x50 { return true } // "MAP"
-        return saneOrder(h) != nil
+        return saneOrder(h, fileSize: fileSize) != nil
     }
 
-    /// Byte order from the machine stamp, else from which order gives sane dimensions and mode.
-    static func saneOrder(_ h: [UInt8]) -> Bool? {
+    /// Byte order from which order gives sane dimensions and mode, and a data size the file can hold
+    /// (for files without a machine stamp).
+    static func saneOrder(_ h: [UInt8], fileSize: Int) -> Bool? {
         for big in [false, true] {
             let v = ByteView(bytes: h, bigEndian: big)
-            let nx = v.i32(0), ny = v.i32(4), nz = v.i32(8), mode = v.i32(12)
-            if (1...(1 << 20)).contains(nx) && (1...(1 << 20)).contains(ny) && (1...(1 << 24)).contains(nz) && supportedModes.contains(mode) {
-                return big
+            let nx = v.i32(0), ny = v.i32(4), nz = v.i32(8), mode = v.i32(12), nsymbt = v.i32(92)
+            if (1...(1 << 20)).contains(nx) && (1...(1 << 20)).contains(ny) && (1...(1 << 24)).contains(nz) && supportedModes.contains(mode)
+                && nsymbt >= 0 {
+                let bpv = mode == 0 ? 1 : mode == 2 ? 4 : 2
+                if Double(1024 + nsymbt) + Double(nx) * Double(ny) * Double(nz) * Double(bpv) <= Double(fileSize) { return big }
             }
         }
         return nil
@@ -88,7 +91,7 @@ public enum MRCFile {
         case 0x44, 0x41: big = false
         case 0x11: big = true
         default:
-            guard let order = saneOrder(h) else {
+            guard let order = saneOrder(h, fileSize: fileSize) else {
                 throw FormatError(.badMagic, file: path, "not an MRC file: no machine stamp and no byte order gives sane dimensions/mode")
             }
             big = order

@@ -47,8 +47,12 @@ public enum SpiderFile {
                             istack: istack, maxim: maxim, pixelSize: pix.isFinite ? pix : 0, bigEndian: bigEndian)
     }
 
-    static func looksLikeSpider(_ h: [UInt8]) -> Bool {
-        decode(h, bigEndian: false) != nil || decode(h, bigEndian: true) != nil
+    /// A sane header in either byte order whose data fits in the file.
+    static func looksLikeSpider(_ h: [UInt8], fileSize: Int) -> Bool {
+        for big in [false, true] {
+            if let hd = decode(h, bigEndian: big), Double(hd.labbyt) + Double(hd.voxelsPerVolume) * 4 <= Double(fileSize) { return true }
+        }
+        return false
     }
 
     public static func readHeader(_ path: String) throws -> SpiderHeader {

@@ -46,9 +46,14 @@ public enum VolumeIO {
         if head.count >= 1024 && head[208] == 0x4D && head[209] == 0x41 && head[210] == 0x50 { return .mrc }
         let ext = (f.path as NSString).pathExtension.lowercased()
         let mrcFirst = ["mrc", "mrcs", "map", "rec", "st", "ali", "ccp4"].contains(ext)
-        if mrcFirst && MRCFile.looksLikeMRC(head) { return .mrc }
-        if SpiderFile.looksLikeSpider(head) { return .spider }
-        if MRCFile.looksLikeMRC(head) { return .mrc }
+        // Strict: a sane header whose data fits in the file.
+        if mrcFirst && MRCFile.looksLikeMRC(head, fileSize: f.size) { return .mrc }
+        if SpiderFile.looksLikeSpider(head, fileSize: f.size) { return .spider }
+        if MRCFile.looksLikeMRC(head, fileSize: f.size) { return .mrc }
+        // Lenient: a sane header but too little data; the format's reader then reports the truncation.
+        if mrcFirst && MRCFile.looksLikeMRC(head, fileSize: Int.max) { return .mrc }
+        if SpiderFile.looksLikeSpider(head, fileSize: Int.max) { return .spider }
+        if MRCFile.looksLikeMRC(head, fileSize: Int.max) { return .mrc }
         if head.count < 1024 && (mrcFirst || ["vol", "spi", "xmp", "stk"].contains(ext)) {
             throw FormatError(.truncated, file: f.path, "file is truncated: \(head.count) bytes is shorter than any \(mrcFirst ? "MRC" : "Spider") header")
         }
