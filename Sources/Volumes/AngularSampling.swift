@@ -45,7 +45,8 @@ public struct AngularSampling: Sendable {
     public let asymmetricUnitCount: Int
     /// The in-plane angles psi_j (degrees), including the 2.75° offset unless disabled.
     public let psiAngles: [Double]
-    /// Direction-major, psi-minor.
+    /// Direction-major, psi-minor: entry index = direction · psiCount + psi index (relied on by
+    /// `LocalSearch`).
     public private(set) var orientations: [Orientation]
 
     /// The in-plane offset that the original adds to every psi unless `--no_SMALLANGLE` is given.

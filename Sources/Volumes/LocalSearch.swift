@@ -60,16 +60,21 @@ public struct LocalSearch: Sendable {
         let copies = sym.elements.map { $0 * e }
 
         let everything = radius >= 180
-        let isNeighbour: [Bool] = sampling.directions.map { p in
-            everything || copies.contains { ($0 * p).sum() > cosRadius }
-        }
+        // Entries are direction-major with psiCount entries per direction, so a passing direction
+        // contributes the block [dir·psiCount, (dir+1)·psiCount) filtered by the psi test.
+        let nPsi = sampling.psiCount
+        let orientations = sampling.orientations
         var out: [Int] = []
-        for (i, o) in sampling.orientations.enumerated() where isNeighbour[o.direction] {
-            if limitPsi && !nearPole[i] {
-                let entryPsi = sym.hasSymmetry ? o.angles.rot : o.angles.psi
-                if abs(Self.wrap(oldPsi - entryPsi, -180, 180)) > radius { continue }
+        for (dir, p) in sampling.directions.enumerated() {
+            guard everything || copies.contains(where: { ($0 * p).sum() > cosRadius }) else { continue }
+            for i in (dir * nPsi)..<((dir + 1) * nPsi) {
+                if limitPsi && !nearPole[i] {
+                    let o = orientations[i]
+                    let entryPsi = sym.hasSymmetry ? o.angles.rot : o.angles.psi
+                    if abs(Self.wrap(oldPsi - entryPsi, -180, 180)) > radius { continue }
+                }
+                out.append(i)
             }
-            out.append(i)
         }
         return out
     }
