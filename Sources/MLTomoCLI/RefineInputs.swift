@@ -61,7 +61,7 @@ struct RefineInputs: Sendable {
             if o.missing != nil {
                 let number = try table.int("missingRegionNumber", row: row)
                 guard let index = regionLookup[number] else {
-                    throw table.error(row: row, .badValue, "_missingRegionNumber \(number) of image '\(image)' "
+                    throw table.error(row: row, .indexOutOfRange, "_missingRegionNumber \(number) of image '\(image)' "
                         + "has no definition in \(o.missing!) (defined: \(regionLookup.keys.sorted().map(String.init).joined(separator: ", ")))")
                 }
                 region = index
@@ -154,12 +154,12 @@ struct RefineInputs: Sendable {
                 case "cone":
                     regions.append(try MissingRegion(kind: .cone, thetaY0: try angle("missingRegionThetaY0")))
                 default:
-                    throw table.error(row: row, .badValue, "unknown _missingRegionType '\(type)'; expected wedge_y, wedge_x, pyramid or cone")
+                    throw table.error(row: row, .syntax, "unknown _missingRegionType '\(type)'; expected wedge_y, wedge_x, pyramid or cone")
                 }
             } catch let error as FormatError {
                 throw error
             } catch {
-                throw table.error(row: row, .badValue, "\(error)")
+                throw table.error(row: row, .syntax, "\(error)")
             }
         }
         return regions
@@ -177,7 +177,7 @@ struct RefineInputs: Sendable {
         for row in 0 ..< table.rowCount {
             let number = try table.int("missingRegionNumber", row: row)
             if lookup[number] != nil {
-                throw table.error(row: row, .badValue, "_missingRegionNumber \(number) is defined twice")
+                throw table.error(row: row, .syntax, "_missingRegionNumber \(number) is defined twice")
             }
             lookup[number] = row
         }

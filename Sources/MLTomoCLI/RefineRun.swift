@@ -78,7 +78,7 @@ struct RefineRun {
         var lastStatistics: IterationStatistics?
         if first > last { log.info("nothing to do: iteration \(model.iteration) is already the last (--iter \(o.iter))") }
         for it in first ... max(first, last) where it <= last {
-            var iterationClock = Stopwatch()
+            let iterationClock = Stopwatch()
             let (next, local, statistics) = try refinement.runIteration(it, model: model, particles: particles,
                                                                         previous: previous, reducer: reducer)
             model = next
@@ -120,8 +120,8 @@ struct RefineRun {
         try communicator.agree {
             if rank == 0 { try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics) }
         }
-        log.info("done: \(outputs.base(nil)).doc, \(outputs.base(nil))_ref.doc, \(outputs.base(nil)).h5, "
-            + "\(outputs.base(nil))_ref000001.mrc …")
+        let root = outputs.base(nil)
+        log.info("done: \(root).doc, \(root)_ref.doc, \(root).h5, \(root)_ref000001.mrc …")
     }
 
     private func writeFinal(_ outputs: RefineOutputs, model: Model, results: [ParticleResult], inputs: RefineInputs,
@@ -234,24 +234,27 @@ struct RefineRun {
     private func logSummary(_ inputs: RefineInputs, _ setup: RefinementSetup) {
         let o = setup.options
         let orientations = setup.sampling?.count ?? 1
-        log.info("\(inputs.images.count) subtomograms of \(inputs.originalDim)³ → working box \(setup.dim)³; "
-            + "\(o.nref) class(es); \(orientations) orientation(s)"
-            + (o.angSearch > 0 ? " (local search ±\(o.angSearch)°)" : "")
-            + "; \(inputs.regions.count) missing region(s); \(communicator.size) rank(s) × \(o.threads) thread(s)")
+        let search = o.angSearch > 0 ? " (local search ±\(o.angSearch)°)" : ""
+        let boxes = "\(inputs.images.count) subtomograms of \(inputs.originalDim)³ → working box \(setup.dim)³"
+        let work = "\(o.nref) class(es); \(orientations) orientation(s)\(search); \(inputs.regions.count) missing region(s)"
+        log.info("\(boxes); \(work); \(communicator.size) rank(s) × \(o.threads) thread(s)")
     }
 
     private func reportProgress(_ it: Int, last: Int, statistics s: IterationStatistics, timing t: RankTiming, seconds: [Double]) {
         let mean = seconds.reduce(0, +) / Double(seconds.count)
         let remaining = Double(last - it) * mean
         let fractions = s.fractions.map { String(format: "%.3f", $0) }.joined(separator: " ")
-        log.info("iteration \(it)/\(last): LL \(String(format: "%.6g", s.logLikelihood)), pMax \(String(format: "%.3f", s.averageMaxProbability)), "
-            + "σ \(String(format: "%.4g", s.sigmaNoise)), σ_off \(String(format: "%.3g", s.sigmaOffset)), fractions [\(fractions)]; "
-            + "\(formatDuration(t.total)) (E-step \(formatDuration(t.eStepMax)), reduce \(formatDuration(t.reduce)), "
-            + "M-step \(formatDuration(t.mStep)), write \(formatDuration(t.write)))"
-            + (it < last ? "; about \(formatDuration(remaining)) left" : ""))
+        let ll = String(format: "%.6g", s.logLikelihood)
+        let pmax = String(format: "%.3f", s.averageMaxProbability)
+        let sigma = String(format: "%.4g", s.sigmaNoise)
+        let sigmaOffset = String(format: "%.3g", s.sigmaOffset)
+        let model = "LL \(ll), pMax \(pmax), σ \(sigma), σ_off \(sigmaOffset), fractions [\(fractions)]"
+        let parts = "E-step \(formatDuration(t.eStepMax)), reduce \(formatDuration(t.reduce)), "
+            + "M-step \(formatDuration(t.mStep)), write \(formatDuration(t.write))"
+        let eta = it < last ? "; about \(formatDuration(remaining)) left" : ""
+        log.info("iteration \(it)/\(last): \(model); \(formatDuration(t.total)) (\(parts))\(eta)")
         if rank == 0 {
-            print(t.jsonLine(iteration: it, statistics: s))
-            fflush(stdout)
+            FileHandle.standardOutput.write(Data((t.jsonLine(iteration: it, statistics: s) + "\n").utf8))
         }
     }
 }
