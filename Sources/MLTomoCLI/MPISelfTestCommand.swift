@@ -12,13 +12,13 @@ struct MPISelfTestCommand: ParsableCommand {
         commandName: "_mpi-selftest",
         abstract: "Self-tests of the MPI layer (for the test suite).",
         discussion: """
-            Cases: allreduce N | broadcast | gather | fail-rank R | crash-rank R | allreduce-timing MB
+            Cases: allreduce N | broadcast | gather | errors | fail-rank R | crash-rank R | allreduce-timing MB
             """,
         shouldDisplay: false
     )
 
     enum Case: String, CaseIterable, ExpressibleByArgument {
-        case allreduce, broadcast, gather
+        case allreduce, broadcast, gather, errors
         case failRank = "fail-rank"
         case crashRank = "crash-rank"
         case allreduceTiming = "allreduce-timing"
@@ -26,7 +26,7 @@ struct MPISelfTestCommand: ParsableCommand {
         var needsValue: Bool {
             switch self {
             case .allreduce, .failRank, .crashRank, .allreduceTiming: true
-            case .broadcast, .gather: false
+            case .broadcast, .gather, .errors: false
             }
         }
     }
@@ -62,6 +62,7 @@ struct MPISelfTestCommand: ParsableCommand {
             case .allreduce: try tests.allreduce(count: value ?? 0)
             case .broadcast: try tests.broadcast()
             case .gather: try tests.gather()
+            case .errors: try tests.errors()
             case .failRank: try tests.failRank(value ?? 0)
             case .crashRank: try tests.crashRank(value ?? 0)
             case .allreduceTiming: try tests.allreduceTiming(megabytes: value ?? 0, repetitions: repetitions)
@@ -232,6 +233,28 @@ struct MPISelfTests {
             report("gather \(who): sent \(length(rank)) bytes")
         }
         try agreeOnChecks("gather", failures)
+    }
+
+    // MARK: errors
+
+    /// Misuse becomes a Swift error on every rank (nobody enters MPI), and MPI error codes are
+    /// described with the library's own text once MPI is running.
+    func errors() throws {
+        var failures: [String] = []
+        do {
+            var values = [Double](repeating: 1, count: 4)
+            try comm.broadcast(&values, root: size)
+            failures.append("broadcast to root \(size) did not throw")
+        } catch let error as DistributedError {
+            if !error.description.contains("root rank \(size) is outside") { failures.append("wrong error: \(error)") }
+        }
+        if (try? comm.gatherBytes([1], root: -1)) != nil { failures.append("gather to root -1 did not throw") }
+        let text = MPIError(function: "MPI_Bcast", code: 1).message
+        if !text.contains("MPI_ERR") { failures.append("no library text for MPI error 1: \(text)") }
+        // The communicator still works after the refused calls.
+        if try comm.allreduce(Int64(1), .sum) != Int64(size) { failures.append("allreduce after errors") }
+        report("errors \(who): " + (failures.isEmpty ? "OK" : "FAIL " + failures.joined(separator: "; ")))
+        try agreeOnChecks("errors", failures)
     }
 
     // MARK: failures

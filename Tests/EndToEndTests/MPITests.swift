@@ -58,6 +58,12 @@ import Testing
         #expect(!result.stdout.contains("FAIL"), "\(result)")
     }
 
+    @Test func misuseBecomesSwiftErrors() async throws {
+        let result = try await ProcessRunner.mpirun(ranks: 2, ["_mpi-selftest", "errors"])
+        #expect(result.status == 0, "\(result)")
+        #expect(ranksReportingOK(result.stdout, prefix: "errors", size: 2) == Set(0 ..< 2), "\(result)")
+    }
+
     /// One rank fails inside an agreement point: every rank exits non-zero, promptly, and the
     /// message is printed exactly once, by rank 0, naming the failing rank.
     @Test func failureOnOneRankEndsEveryRankWithOneMessage() async throws {
