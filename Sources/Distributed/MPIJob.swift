@@ -3,13 +3,16 @@ import Foundation
 /// The life cycle of an MPI subcommand: initialise MPI, run the body on every rank, agree on its
 /// outcome, finalise, and exit with a status that is the same on every rank.
 ///
-/// Error paths:
-/// - the body (or a nested `agree`) fails on some ranks → every rank gets the same
-///   `CollectiveFailure`; rank 0 prints its report once to stderr; all ranks finalise and exit
-///   with the agreed status (`ExitStatus.failure`, or `.usage` if a failing rank threw an
-///   `ExitStatusProviding` error such as `UsageError`);
-/// - MPI itself fails (an `MPIError`) → the failing rank prints it and calls `MPI_Abort`, which
-///   ends all ranks;
+/// The body must wrap every local phase that can fail in `comm.agree { … }` *before* the next
+/// collective operation. Error paths:
+/// - a phase fails on some ranks → its `agree` throws the same `CollectiveFailure` on every
+///   rank; rank 0 prints its report once to stderr; all ranks finalise and exit with the agreed
+///   status (`ExitStatus.failure`, or `.usage` if a failing rank threw an `ExitStatusProviding`
+///   error such as `UsageError`);
+/// - an error escapes the body without agreement → the other ranks may already wait in a
+///   collective that this rank will never enter, so agreeing now could hang or mismatch
+///   collectives: the rank prints the error and calls `MPI_Abort`, which ends every rank;
+/// - MPI itself fails (an `MPIError`) → likewise printed and aborted;
 /// - a rank dies (signal, `exit` without finalising) → mpirun notices and kills the other ranks.
 ///   Blocking MPI offers no timeout on a collective, so this is the only guard against a dead
 ///   peer; the `crash-rank` end-to-end test checks that the job then ends promptly.
@@ -24,7 +27,7 @@ public enum MPIJob {
     ) -> Never {
         let comm = start(programName: programName, requiring: threadLevel)
         do {
-            try comm.agree { try body(comm) }
+            try body(comm)
             finish(comm, programName: programName, error: nil)
         } catch {
             finish(comm, programName: programName, error: error)
@@ -40,7 +43,7 @@ public enum MPIJob {
     ) async -> Never {
         let comm = start(programName: programName, requiring: threadLevel)
         do {
-            try await comm.agree { try await body(comm) }
+            try await body(comm)
             finish(comm, programName: programName, error: nil)
         } catch {
             finish(comm, programName: programName, error: error)
@@ -61,8 +64,8 @@ public enum MPIJob {
         }
     }
 
-    /// `error` is what escaped the outer agreement: nothing, an agreed `CollectiveFailure`, or an
-    /// MPI error of the agreement itself.
+    /// `error` is what escaped the body: nothing, an agreed `CollectiveFailure`, or an error
+    /// only this rank knows about.
     private static func finish(_ comm: Communicator, programName: String, error: (any Error)?) -> Never {
         StandardStreams.flushAll()
         switch error {
@@ -79,8 +82,9 @@ public enum MPIJob {
             try? Communicator.finalize()
             exit(failure.status.rawValue)
         case let error?:
-            StandardStreams.writeError("\(programName): fatal error (rank \(comm.rank)): \(error)\n")
-            comm.abort(status: ExitStatus.failure.rawValue)
+            StandardStreams.writeError(
+                "\(programName): error (rank \(comm.rank)): \(Communicator.message(of: error)) [not agreed between ranks: aborting the job]\n")
+            comm.abort(status: Communicator.exitStatus(of: error).rawValue)
         }
     }
 

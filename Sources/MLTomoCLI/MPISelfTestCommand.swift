@@ -12,7 +12,8 @@ struct MPISelfTestCommand: ParsableCommand {
         commandName: "_mpi-selftest",
         abstract: "Self-tests of the MPI layer (for the test suite).",
         discussion: """
-            Cases: allreduce N | broadcast | gather | errors | fail-rank R | crash-rank R | allreduce-timing MB
+            Cases: allreduce N | broadcast | gather | errors | fail-rank R | unagreed-fail-rank R | crash-rank R |
+            allreduce-timing MB
             """,
         shouldDisplay: false
     )
@@ -20,12 +21,13 @@ struct MPISelfTestCommand: ParsableCommand {
     enum Case: String, CaseIterable, ExpressibleByArgument {
         case allreduce, broadcast, gather, errors
         case failRank = "fail-rank"
+        case unagreedFailRank = "unagreed-fail-rank"
         case crashRank = "crash-rank"
         case allreduceTiming = "allreduce-timing"
 
         var needsValue: Bool {
             switch self {
-            case .allreduce, .failRank, .crashRank, .allreduceTiming: true
+            case .allreduce, .failRank, .unagreedFailRank, .crashRank, .allreduceTiming: true
             case .broadcast, .gather, .errors: false
             }
         }
@@ -64,6 +66,7 @@ struct MPISelfTestCommand: ParsableCommand {
             case .gather: try tests.gather()
             case .errors: try tests.errors()
             case .failRank: try tests.failRank(value ?? 0)
+            case .unagreedFailRank: try tests.unagreedFailRank(value ?? 0)
             case .crashRank: try tests.crashRank(value ?? 0)
             case .allreduceTiming: try tests.allreduceTiming(megabytes: value ?? 0, repetitions: repetitions)
             }
@@ -271,6 +274,22 @@ struct MPISelfTests {
             }
         }
         report("fail-rank \(failing) \(who): FAIL (agreement did not report the failure)")
+    }
+
+    /// Rank `failing` throws *outside* any agreement point while the others wait in a barrier:
+    /// the job must be aborted (not hang), with the message printed once.
+    func unagreedFailRank(_ failing: Int) throws {
+        try comm.agree {
+            guard failing < size else {
+                throw SelfTestError(description: "unagreed-fail-rank \(failing): no such rank in a job of \(size)",
+                                    exitStatus: .usage)
+            }
+        }
+        if rank == failing {
+            throw SelfTestError(description: "deliberate unagreed self-test failure on rank \(failing)")
+        }
+        try comm.barrier()
+        report("unagreed-fail-rank \(who): FAIL (barrier completed without rank \(failing))")
     }
 
     /// Rank `victim` kills itself with SIGKILL; the others wait in a barrier that can never

@@ -87,6 +87,18 @@ import Testing
         #expect(result.stderr.contains("rank 1 also failed"), "\(result)")
     }
 
+    /// An error that escapes without agreement while the peers wait in a collective: the job is
+    /// aborted promptly, and the message still appears once.
+    @Test func unagreedFailureAbortsTheJob() async throws {
+        let result = try await ProcessRunner.mpirun(ranks: 3, ["_mpi-selftest", "unagreed-fail-rank", "2"], timeout: 60)
+        #expect(!result.timedOut)
+        #expect(result.status != 0, "\(result)")
+        #expect(result.seconds < 10, "\(result)")
+        let message = "ml_tomo: error (rank 2): deliberate unagreed self-test failure on rank 2"
+        #expect(occurrences(of: message, in: result.stderr) == 1, "\(result)")
+        #expect(!result.stdout.contains("barrier completed"), "\(result)")
+    }
+
     /// A rank killed by SIGKILL while its peers wait in a barrier: mpirun ends the whole job.
     @Test func killedRankEndsTheJob() async throws {
         let result = try await ProcessRunner.mpirun(ranks: 3, ["_mpi-selftest", "crash-rank", "1"], timeout: 60)
