@@ -1,5 +1,6 @@
 import ArgumentParser
 import Distributed
+import Engine
 import Foundation
 
 /// `ml_tomo _mpi-selftest <case> [value]`: exercises the MPI layer under mpirun, for the
@@ -135,6 +136,22 @@ struct MPISelfTests {
             failures.append("Double max wrong at \(bad)")
         }
         if let bad = (0 ..< m).first(where: { minima[$0] != f($0) }) { failures.append("Double min wrong at \(bad)") }
+
+        // Engine's view of the same reductions.
+        let reducer: any Reducer = MPIReducer(comm)
+        var viaReducer = [Double](repeating: 0, count: m)
+        for i in 0 ..< m { viaReducer[i] = Double(r + 1) * f(i) + 0.25 * Double(r) }
+        var reducerMax = viaReducer
+        var reducerMin = viaReducer
+        try reducer.sumInPlace(&viaReducer)
+        try reducer.maxInPlace(&reducerMax)
+        try reducer.minInPlace(&reducerMin)
+        if reducer.rank != rank || reducer.size != size { failures.append("MPIReducer rank/size") }
+        if let bad = (0 ..< m).first(where: {
+            viaReducer[$0] != sumOfRankPlusOne * f($0) + 0.25 * sumOfRank || reducerMax[$0] != maxima[$0] || reducerMin[$0] != minima[$0]
+        }) {
+            failures.append("MPIReducer wrong at \(bad)")
+        }
 
         let g = { (i: Int) in Float(i % 97 + 1) }
         var floats = (0 ..< m).map { Float(r + 1) * g($0) }
