@@ -65,6 +65,9 @@ extension Communicator {
     /// phase *before* the next collective operation, so that ranks never end up waiting in
     /// mismatched collectives for a peer that has given up.
     ///
+    /// `work` must be local: a collective inside it would leave the ranks that succeeded
+    /// waiting for a rank that already failed and went to the agreement instead.
+    ///
     /// A `CollectiveFailure` thrown by a nested `agree` is already known to every rank and
     /// passes through without another round of communication.
     public func agree<T>(_ work: () throws -> T) throws -> T {

@@ -27,6 +27,10 @@ public struct MPIError: Error, CustomStringConvertible, Sendable {
     }
 
     static func errorString(_ code: Int32) -> String {
+        // Open MPI aborts the process if MPI_Error_string is called outside Init...Finalize.
+        guard Communicator.isInitialized, !Communicator.isFinalized else {
+            return "MPI error \(code) (no text: MPI is not active in this process)"
+        }
         var buffer = [CChar](repeating: 0, count: Int(cmpi_max_error_string()) + 1)
         var length: Int32 = 0
         guard MPI_Error_string(code, &buffer, &length) == cmpi_success() else {

@@ -2,6 +2,9 @@ import CMPI
 
 /// The element types that `Communicator` can broadcast and reduce.
 ///
+/// Only trivial, fixed-size types whose memory is exactly one element of the MPI datatype may
+/// conform (MPI reads and writes their bytes directly).
+///
 /// The mapping to MPI datatypes stays inside this module (`MPIScalarKind`), so users of
 /// `Distributed` never see `MPI_Datatype` and never need to import the C module.
 public protocol MPIScalar: Sendable {

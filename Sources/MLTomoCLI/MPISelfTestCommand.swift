@@ -1,5 +1,6 @@
 import ArgumentParser
 import Distributed
+import Engine
 import Foundation
 
 /// `ml_tomo _mpi-selftest <case> [value]`: exercises the MPI layer under mpirun, for the
@@ -12,21 +13,23 @@ struct MPISelfTestCommand: ParsableCommand {
         commandName: "_mpi-selftest",
         abstract: "Self-tests of the MPI layer (for the test suite).",
         discussion: """
-            Cases: allreduce N | broadcast | gather | fail-rank R | crash-rank R | allreduce-timing MB
+            Cases: allreduce N | broadcast | gather | errors | fail-rank R | unagreed-fail-rank R | crash-rank R |
+            allreduce-timing MB
             """,
         shouldDisplay: false
     )
 
     enum Case: String, CaseIterable, ExpressibleByArgument {
-        case allreduce, broadcast, gather
+        case allreduce, broadcast, gather, errors
         case failRank = "fail-rank"
+        case unagreedFailRank = "unagreed-fail-rank"
         case crashRank = "crash-rank"
         case allreduceTiming = "allreduce-timing"
 
         var needsValue: Bool {
             switch self {
-            case .allreduce, .failRank, .crashRank, .allreduceTiming: true
-            case .broadcast, .gather: false
+            case .allreduce, .failRank, .unagreedFailRank, .crashRank, .allreduceTiming: true
+            case .broadcast, .gather, .errors: false
             }
         }
     }
@@ -62,7 +65,9 @@ struct MPISelfTestCommand: ParsableCommand {
             case .allreduce: try tests.allreduce(count: value ?? 0)
             case .broadcast: try tests.broadcast()
             case .gather: try tests.gather()
+            case .errors: try tests.errors()
             case .failRank: try tests.failRank(value ?? 0)
+            case .unagreedFailRank: try tests.unagreedFailRank(value ?? 0)
             case .crashRank: try tests.crashRank(value ?? 0)
             case .allreduceTiming: try tests.allreduceTiming(megabytes: value ?? 0, repetitions: repetitions)
             }
@@ -131,6 +136,22 @@ struct MPISelfTests {
             failures.append("Double max wrong at \(bad)")
         }
         if let bad = (0 ..< m).first(where: { minima[$0] != f($0) }) { failures.append("Double min wrong at \(bad)") }
+
+        // Engine's view of the same reductions.
+        let reducer: any Reducer = MPIReducer(comm)
+        var viaReducer = [Double](repeating: 0, count: m)
+        for i in 0 ..< m { viaReducer[i] = Double(r + 1) * f(i) + 0.25 * Double(r) }
+        var reducerMax = viaReducer
+        var reducerMin = viaReducer
+        try reducer.sumInPlace(&viaReducer)
+        try reducer.maxInPlace(&reducerMax)
+        try reducer.minInPlace(&reducerMin)
+        if reducer.rank != rank || reducer.size != size { failures.append("MPIReducer rank/size") }
+        if let bad = (0 ..< m).first(where: {
+            viaReducer[$0] != sumOfRankPlusOne * f($0) + 0.25 * sumOfRank || reducerMax[$0] != maxima[$0] || reducerMin[$0] != minima[$0]
+        }) {
+            failures.append("MPIReducer wrong at \(bad)")
+        }
 
         let g = { (i: Int) in Float(i % 97 + 1) }
         var floats = (0 ..< m).map { Float(r + 1) * g($0) }
@@ -234,6 +255,28 @@ struct MPISelfTests {
         try agreeOnChecks("gather", failures)
     }
 
+    // MARK: errors
+
+    /// Misuse becomes a Swift error on every rank (nobody enters MPI), and MPI error codes are
+    /// described with the library's own text once MPI is running.
+    func errors() throws {
+        var failures: [String] = []
+        do {
+            var values = [Double](repeating: 1, count: 4)
+            try comm.broadcast(&values, root: size)
+            failures.append("broadcast to root \(size) did not throw")
+        } catch let error as DistributedError {
+            if !error.description.contains("root rank \(size) is outside") { failures.append("wrong error: \(error)") }
+        }
+        if (try? comm.gatherBytes([1], root: -1)) != nil { failures.append("gather to root -1 did not throw") }
+        let text = MPIError(function: "MPI_Bcast", code: 1).message
+        if !text.contains("MPI_ERR") { failures.append("no library text for MPI error 1: \(text)") }
+        // The communicator still works after the refused calls.
+        if try comm.allreduce(Int64(1), .sum) != Int64(size) { failures.append("allreduce after errors") }
+        report("errors \(who): " + (failures.isEmpty ? "OK" : "FAIL " + failures.joined(separator: "; ")))
+        try agreeOnChecks("errors", failures)
+    }
+
     // MARK: failures
 
     /// Rank `failing` throws inside an agreement point; the others reach it normally.
@@ -248,6 +291,22 @@ struct MPISelfTests {
             }
         }
         report("fail-rank \(failing) \(who): FAIL (agreement did not report the failure)")
+    }
+
+    /// Rank `failing` throws *outside* any agreement point while the others wait in a barrier:
+    /// the job must be aborted (not hang), with the message printed once.
+    func unagreedFailRank(_ failing: Int) throws {
+        try comm.agree {
+            guard failing < size else {
+                throw SelfTestError(description: "unagreed-fail-rank \(failing): no such rank in a job of \(size)",
+                                    exitStatus: .usage)
+            }
+        }
+        if rank == failing {
+            throw SelfTestError(description: "deliberate unagreed self-test failure on rank \(failing)")
+        }
+        try comm.barrier()
+        report("unagreed-fail-rank \(who): FAIL (barrier completed without rank \(failing))")
     }
 
     /// Rank `victim` kills itself with SIGKILL; the others wait in a barrier that can never

@@ -58,6 +58,12 @@ import Testing
         #expect(!result.stdout.contains("FAIL"), "\(result)")
     }
 
+    @Test func misuseBecomesSwiftErrors() async throws {
+        let result = try await ProcessRunner.mpirun(ranks: 2, ["_mpi-selftest", "errors"])
+        #expect(result.status == 0, "\(result)")
+        #expect(ranksReportingOK(result.stdout, prefix: "errors", size: 2) == Set(0 ..< 2), "\(result)")
+    }
+
     /// One rank fails inside an agreement point: every rank exits non-zero, promptly, and the
     /// message is printed exactly once, by rank 0, naming the failing rank.
     @Test func failureOnOneRankEndsEveryRankWithOneMessage() async throws {
@@ -79,6 +85,18 @@ import Testing
         #expect(result.status == 2, "\(result)")
         #expect(occurrences(of: "no such rank in a job of 2", in: result.combinedOutput) == 1, "\(result)")
         #expect(result.stderr.contains("rank 1 also failed"), "\(result)")
+    }
+
+    /// An error that escapes without agreement while the peers wait in a collective: the job is
+    /// aborted promptly, and the message still appears once.
+    @Test func unagreedFailureAbortsTheJob() async throws {
+        let result = try await ProcessRunner.mpirun(ranks: 3, ["_mpi-selftest", "unagreed-fail-rank", "2"], timeout: 60)
+        #expect(!result.timedOut)
+        #expect(result.status != 0, "\(result)")
+        #expect(result.seconds < 10, "\(result)")
+        let message = "ml_tomo: error (rank 2): deliberate unagreed self-test failure on rank 2"
+        #expect(occurrences(of: message, in: result.stderr) == 1, "\(result)")
+        #expect(!result.stdout.contains("barrier completed"), "\(result)")
     }
 
     /// A rank killed by SIGKILL while its peers wait in a barrier: mpirun ends the whole job.
