@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 
 @main
@@ -24,7 +25,7 @@ struct MLTomo: ParsableCommand {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
-            if LauncherEnvironment.rank != 0 {
+            if !LaunchEnvironment.isFirstRank {
                 Foundation.exit(exitCode(for: error).rawValue)
             }
             exit(withError: error)

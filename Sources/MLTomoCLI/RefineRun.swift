@@ -79,8 +79,11 @@ struct RefineRun {
         if first > last { log.info("nothing to do: iteration \(model.iteration) is already the last (--iter \(o.iter))") }
         for it in first ... max(first, last) where it <= last {
             let iterationClock = Stopwatch()
-            let (next, local, statistics) = try refinement.runIteration(it, model: model, particles: particles,
-                                                                        previous: previous, reducer: reducer)
+            // Inside an agreement: a rank whose E-step fails meets the others at the agreement that
+            // AgreeingReducer holds before the sums, and every rank stops with its message.
+            let (next, local, statistics) = try communicator.agree {
+                try refinement.runIteration(it, model: model, particles: particles, previous: previous, reducer: reducer)
+            }
             model = next
             previous = local
             var eStep = [statistics.timing.eStep, -statistics.timing.eStep]
@@ -222,8 +225,9 @@ struct RefineRun {
             let zero = Volume(dim: setup.dim)
             return try refinement.initialModel(references: [Volume](repeating: zero, count: setup.options.nref))
         }
-        let generated = try InitialReferences.generate(particles: particles, totalImages: inputs.images.count,
-                                                       setup: setup, reducer: reducer)
+        let generated = try communicator.agree {
+            try InitialReferences.generate(particles: particles, totalImages: inputs.images.count, setup: setup, reducer: reducer)
+        }
         return try communicator.agree { try refinement.initialModel(references: generated.references, fractions: inputs.referenceWeights) }
     }
 
