@@ -47,6 +47,7 @@ enum ProcessRunner {
         _ executable: String,
         _ arguments: [String],
         environment: [String: String] = [:],
+        currentDirectory: String? = nil,
         timeout: Double = 120,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> ProcessResult {
@@ -56,7 +57,7 @@ enum ProcessRunner {
         let result: ProcessResult = try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
                 continuation.resume(with: Result {
-                    try runBlocking(executable, arguments, environment: env, timeout: timeout)
+                    try runBlocking(executable, arguments, environment: env, currentDirectory: currentDirectory, timeout: timeout)
                 })
             }
             thread.stackSize = 1 << 20
@@ -106,6 +107,7 @@ enum ProcessRunner {
     static func mpirun(
         ranks: Int,
         _ arguments: [String],
+        currentDirectory: String? = nil,
         timeout: Double = 120,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> ProcessResult {
@@ -114,16 +116,18 @@ enum ProcessRunner {
         return try await run(
             mpirunPath, launcher + arguments,
             environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"],
-            timeout: timeout, sourceLocation: sourceLocation)
+            currentDirectory: currentDirectory, timeout: timeout, sourceLocation: sourceLocation)
     }
 
     /// Runs `ml_tomo arguments` directly, without mpirun.
     static func mlTomo(
         _ arguments: [String],
+        currentDirectory: String? = nil,
         timeout: Double = 60,
         sourceLocation: SourceLocation = #_sourceLocation
     ) async throws -> ProcessResult {
-        try await run(try mlTomoBinary(), arguments, timeout: timeout, sourceLocation: sourceLocation)
+        try await run(try mlTomoBinary(), arguments, currentDirectory: currentDirectory, timeout: timeout,
+                      sourceLocation: sourceLocation)
     }
 
     // MARK: The blocking part
@@ -131,7 +135,8 @@ enum ProcessRunner {
     private static let spawnLock = NSLock()
 
     private static func runBlocking(
-        _ executable: String, _ arguments: [String], environment: [String: String], timeout: Double
+        _ executable: String, _ arguments: [String], environment: [String: String], currentDirectory: String?,
+        timeout: Double
     ) throws -> ProcessResult {
         // Close-on-exec pipes: a child spawned concurrently by another test must not inherit
         // (and keep open) our write ends; dup2 onto 1 and 2 clears the flag for our own child.
@@ -152,6 +157,7 @@ enum ProcessRunner {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        if let currentDirectory { posix_spawn_file_actions_addchdir_np(&actions, currentDirectory) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
