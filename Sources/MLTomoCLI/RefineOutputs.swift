@@ -25,6 +25,24 @@ struct RefineOutputs {
         base(iteration) + "_ref" + String(format: "%06d", k + 1) + ".mrc"
     }
 
+    /// Checks, before any work, that the output directory exists or can be created (nothing is created
+    /// yet: a run that fails before its first iteration leaves nothing behind).
+    func checkDirectory() throws {
+        var dir = (oroot as NSString).deletingLastPathComponent
+        if dir.isEmpty { dir = "." }
+        let fm = FileManager.default
+        var probe = dir
+        while !fm.fileExists(atPath: probe) {
+            let parent = (probe as NSString).deletingLastPathComponent
+            if parent.isEmpty || parent == probe { probe = "."; break }
+            probe = parent
+        }
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: probe, isDirectory: &isDirectory), isDirectory.boolValue, fm.isWritableFile(atPath: probe) else {
+            throw ValidationFailure("--oroot \(oroot): cannot write into \(probe)")
+        }
+    }
+
     /// Creates the output directory of `oroot` if needed.
     func prepareDirectory() throws {
         let dir = (oroot as NSString).deletingLastPathComponent

@@ -30,7 +30,7 @@ struct RefineRun {
         let outputs = RefineOutputs(oroot: o.oroot, commandLine: CommandLine.arguments.joined(separator: " "),
                                     pixelSize: o.pixelSize, originalDim: inputs.originalDim, workingDim: setup.dim,
                                     hasMissingData: !inputs.regions.isEmpty)
-        try communicator.agree { if rank == 0 { try outputs.prepareDirectory() } }
+        try communicator.agree { if rank == 0 { try outputs.checkDirectory() } }
         logSummary(inputs, setup)
         if o.dryRun {
             log.info("dry run: inputs are consistent; nothing computed")
@@ -58,6 +58,7 @@ struct RefineRun {
             log.info("resuming after iteration \(m.iteration) from \(restart).h5")
         } else {
             model = try startingModel(inputs, refinement: refinement, particles: particles, reducer: reducer)
+            try communicator.agree { if rank == 0 { try outputs.prepareDirectory() } }
             allResults = inputs.images.enumerated().map { i, image in
                 ParticleResult(globalIndex: i, angles: image.angles, shift: image.shift,
                                classNumber: (image.classIndex ?? 0) + 1, logLikelihood: 0, maxProbability: 0,
