@@ -33,7 +33,20 @@ public final class HDF5File {
         _ = silenced
         let (fd, tmp) = try AtomicFile.makeTemporary(near: path)
         closeDescriptor(fd)
-        let fid = H5Fcreate(tmp, chdf5_f_acc_trunc(), chdf5_p_default(), chdf5_p_default())
+        // File format of HDF5 1.8+: superblock v2 and object headers v2 carry checksums, so a reader
+        // (ours or h5py) detects corrupted metadata instead of following garbage offsets (libhdf5 can
+        // crash on corrupted v0/v1 metadata).
+        let fapl = H5Pcreate(chdf5_p_file_access())
+        if fapl < 0 {
+            unlink(tmp)
+            throw FormatError(.hdf5, file: path, "H5Pcreate failed")
+        }
+        defer { H5Pclose(fapl) }
+        if H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 {
+            unlink(tmp)
+            throw FormatError(.hdf5, file: path, "H5Pset_libver_bounds failed")
+        }
+        let fid = H5Fcreate(tmp, chdf5_f_acc_trunc(), chdf5_p_default(), fapl)
         if fid < 0 {
             unlink(tmp)
             throw FormatError(.hdf5, file: path, "cannot create HDF5 file (H5Fcreate failed)")

@@ -42,7 +42,7 @@ public enum SpiderFile {
         guard nx > 0, ny > 0, nz > 0, nx <= 1 << 20, ny <= 1 << 20, nz <= 1 << 20 else { return nil }
         guard iform == 1 || iform == 3 else { return nil }
         guard labbyt >= 27 * 4, labbyt % 4 == 0, lenbyt >= 0, labrec >= 0, istack >= 0, maxim >= 0 else { return nil }
-        let pix = word(38)
+        let pix = h.count >= 38 * 4 ? word(38) : 0
         return SpiderHeader(nx: nx, ny: ny, nz: nz, iform: iform, labrec: labrec, labbyt: labbyt, lenbyt: lenbyt,
                             istack: istack, maxim: maxim, pixelSize: pix.isFinite ? pix : 0, bigEndian: bigEndian)
     }

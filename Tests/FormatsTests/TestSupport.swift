@@ -8,7 +8,7 @@ struct Scratch {
 
     init(_ name: String = #function) {
         let safe = name.filter { $0.isLetter || $0.isNumber }
-        dir = NSTemporaryDirectory() + "/formats_tests_\(safe)_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        dir = (NSTemporaryDirectory() as NSString).standardizingPath + "/formats_tests_\(safe)_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
         try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
 
@@ -25,7 +25,7 @@ struct Scratch {
 
     func write(_ bytes: [UInt8], to file: String) -> String {
         let p = path(file)
-        _ = FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        try! Data(bytes).write(to: URL(fileURLWithPath: p))
         return p
     }
 
