@@ -177,14 +177,17 @@ public final class FourierRotator: @unchecked Sendable {
         // them again.
         let yBlock = 4
         let evenDim = d % 2 == 0
-        // Each row is done in two passes. Pass 1 only computes addresses and weights and copies the four
-        // 16-byte table reads of every voxel into a small stack buffer: short, independent iterations, so
-        // the processor keeps many cache misses in flight (the table does not fit in L2 for d ≥ 32 and the
-        // reads of a rotated row are scattered). Pass 2 interpolates from that buffer (L1 hits).
-        let hxCap = hx
-        withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: 5 * hxCap) { scratch in
+        // Each row is done in chunks of two passes. Pass 1 only computes addresses and weights and copies
+        // the four 16-byte table reads of every voxel into a small stack buffer: short, independent
+        // iterations, so the processor keeps many cache misses in flight (the table does not fit in L2 for
+        // d ≥ 32 and the reads of a rotated row are scattered). Pass 2 interpolates from that buffer.
+        // Scratch for one chunk of a row: 4 corner reads + 1 weight vector per voxel. 12 voxels = 960 bytes,
+        // under the 1 KiB that withUnsafeTemporaryAllocation always places on the stack (larger requests
+        // make it query the thread's stack bounds, which is slow on the main thread).
+        let chunk = 12
+        withUnsafeTemporaryAllocation(of: SIMD4<Float>.self, capacity: 5 * chunk) { scratch in
             let corners = scratch.baseAddress!
-            let weights = corners + 4 * hxCap
+            let weights = corners + 4 * chunk
             phase.withUnsafeBufferPointer { ph in
                 rowStart.withUnsafeBufferPointer { starts in
                     let tab = UnsafeRawPointer(table.pointer)
@@ -205,43 +208,50 @@ public final class FourierRotator: @unchecked Sendable {
                                 var sx = Float(ky) * axy + Float(kz) * axz
                                 var sy = Float(ky) * ayy + Float(kz) * ayz
                                 var sz = Float(ky) * azy + Float(kz) * azz
-                                for kx in 0...xmax {
-                                    var tx = sx, ty = sy, tz = sz
-                                    let sign: Float = tx < 0 ? -1 : 1
-                                    tx *= sign; ty *= sign; tz *= sign
-                                    let fy = ty + offF, fz = tz + offF
-                                    // Sources lie inside the padded Nyquist sphere, so fy, fz ≥ 0 and
-                                    // truncation is floor; the clamps only guard memory against rounding.
-                                    let ix = min(max(Int(tx), 0), maxIX)
-                                    let iy = min(max(Int(fy), 0), maxIYZ)
-                                    let iz = min(max(Int(fz), 0), maxIYZ)
-                                    weights[kx] = SIMD4(tx - Float(ix), fy - Float(iy), fz - Float(iz), sign)
-                                    let r0 = iz &* ey &+ iy
-                                    let r1 = r0 &+ ey
-                                    // Each read fetches the x-neighbours (ix, ix+1) as (re0, im0, re1, im1).
-                                    let c = corners + 4 &* kx
-                                    c[0] = tab.loadUnaligned(fromByteOffset: (Int(starts[r0]) &+ ix) &* 8, as: SIMD4<Float>.self)
-                                    c[1] = tab.loadUnaligned(fromByteOffset: (Int(starts[r0 &+ 1]) &+ ix) &* 8, as: SIMD4<Float>.self)
-                                    c[2] = tab.loadUnaligned(fromByteOffset: (Int(starts[r1]) &+ ix) &* 8, as: SIMD4<Float>.self)
-                                    c[3] = tab.loadUnaligned(fromByteOffset: (Int(starts[r1 &+ 1]) &+ ix) &* 8, as: SIMD4<Float>.self)
-                                    sx += axx; sy += ayx; sz += azx
-                                }
-                                if evenDim {
-                                    // Centring phase (−1)^(κx+κy+κz): a sign, folded into the Hermitian sign.
-                                    let rowSign: Float = (ky + kz) & 1 == 0 ? 1 : -1
-                                    for kx in 0...xmax {
-                                        let w = weights[kx]
-                                        let s = (kx & 1 == 0) ? rowSign : -rowSign
-                                        let lx = interpolate(corners + 4 &* kx, w)
-                                        row[kx] = Complex(lx.x * s, lx.y * (w.w * s))
+                                let rowSign: Float = (ky + kz) & 1 == 0 ? 1 : -1
+                                let rowPhase = ph[y] * ph[z]
+                                var x0 = 0
+                                while x0 <= xmax {
+                                    let n = min(chunk, xmax + 1 - x0)
+                                    for i in 0..<n {
+                                        var tx = sx, ty = sy, tz = sz
+                                        let sign: Float = tx < 0 ? -1 : 1
+                                        tx *= sign; ty *= sign; tz *= sign
+                                        let fy = ty + offF, fz = tz + offF
+                                        // Sources lie inside the padded Nyquist sphere, so fy, fz ≥ 0 and
+                                        // truncation is floor; the clamps only guard memory against rounding.
+                                        let ix = min(max(Int(tx), 0), maxIX)
+                                        let iy = min(max(Int(fy), 0), maxIYZ)
+                                        let iz = min(max(Int(fz), 0), maxIYZ)
+                                        weights[i] = SIMD4(tx - Float(ix), fy - Float(iy), fz - Float(iz), sign)
+                                        let r0 = iz &* ey &+ iy
+                                        let r1 = r0 &+ ey
+                                        // Each read fetches the x-neighbours (ix, ix+1) as (re0, im0, re1, im1).
+                                        let c = corners + 4 &* i
+                                        c[0] = tab.loadUnaligned(fromByteOffset: (Int(starts[r0]) &+ ix) &* 8, as: SIMD4<Float>.self)
+                                        c[1] = tab.loadUnaligned(fromByteOffset: (Int(starts[r0 &+ 1]) &+ ix) &* 8, as: SIMD4<Float>.self)
+                                        c[2] = tab.loadUnaligned(fromByteOffset: (Int(starts[r1]) &+ ix) &* 8, as: SIMD4<Float>.self)
+                                        c[3] = tab.loadUnaligned(fromByteOffset: (Int(starts[r1 &+ 1]) &+ ix) &* 8, as: SIMD4<Float>.self)
+                                        sx += axx; sy += ayx; sz += azx
                                     }
-                                } else {
-                                    let rowPhase = ph[y] * ph[z]
-                                    for kx in 0...xmax {
-                                        let w = weights[kx]
-                                        let lx = interpolate(corners + 4 &* kx, w)
-                                        row[kx] = Complex(lx.x, lx.y * w.w) * (rowPhase * ph[kx])
+                                    if evenDim {
+                                        // Centring phase (−1)^(κx+κy+κz): a sign, folded into the Hermitian sign.
+                                        for i in 0..<n {
+                                            let kx = x0 + i
+                                            let w = weights[i]
+                                            let s = (kx & 1 == 0) ? rowSign : -rowSign
+                                            let lx = interpolate(corners + 4 &* i, w)
+                                            row[kx] = Complex(lx.x * s, lx.y * (w.w * s))
+                                        }
+                                    } else {
+                                        for i in 0..<n {
+                                            let kx = x0 + i
+                                            let w = weights[i]
+                                            let lx = interpolate(corners + 4 &* i, w)
+                                            row[kx] = Complex(lx.x, lx.y * w.w) * (rowPhase * ph[kx])
+                                        }
                                     }
+                                    x0 += n
                                 }
                                 if xmax + 1 < hx {
                                     (row + xmax + 1).update(repeating: .zero, count: hx - xmax - 1)
