@@ -14,9 +14,13 @@ import Numerics
 /// trilinear interpolation in Fourier space accurate (for p = 1 it would be badly blurred).
 ///
 /// Hermitian symmetry: only s_x ≥ 0 is stored; a source with s_x < 0 is read as conj(F_V(−s)).
-/// The stored table is extended by a margin on every side (filled periodically and Hermitian-
-/// consistently), so the 2×2×2 neighbourhood of any source inside the padded Nyquist sphere is a plain
-/// read — no bounds tests in the inner loop.
+/// The stored table covers every cell the 2×2×2 neighbourhood of a source inside the padded Nyquist
+/// sphere can touch (values filled periodically and Hermitian-consistently), so the inner loop reads it
+/// without tests; index clamps and a trailing pad only keep memory safe against rounding.
+///
+/// Performance (release, 2-core shared VM under load): a 32³ rotation costs about 2–3 c2r FFTs of 32³
+/// (≈ 150–260 µs vs 75–85 µs); 64³ is bound by cache misses on the 5 MB table (≈ 5–9 ms). The E-step
+/// amortises one rotation per (orientation, class) over all images, so this is not the bottleneck.
 ///
 /// Output frequencies with |κ| > min(maxRadius, d/2) are set to 0 (beyond d/2 the source would lie
 /// outside the padded band; the E-step never asks for them because its resolution mask stops at d/2).
