@@ -1,5 +1,10 @@
 import Dispatch
 import Numerics
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Timings of the Volumes kernels (for `ml_tomo bench`). Not a test: numbers depend on the machine.
 ///
@@ -8,12 +13,16 @@ import Numerics
 /// kernels themselves (`FFTPlan.forwardUnnormalised`, `inverseDestroyingInput`, `FourierRotator.rotate`,
 /// `applyGeometry(…, into:)`, `applyPhaseShift`) take pointers and allocate nothing.
 public enum VolumesBenchmark {
+    /// Single-thread figures use the thread's CPU time (robust on a shared machine); multi-thread figures
+    /// use wall time.
+    ///
     /// Keys (all times in microseconds per call):
     /// - `fft.r2c.<d>.1t`, `fft.c2r.<d>.1t` for d ∈ {32, 64, 128}: one thread.
     /// - `fft.r2c.<d>.<T>t`, `fft.c2r.<d>.<T>t`: wall time per transform per thread when T threads transform
     ///   different volumes with the same plan at once (equal to the 1-thread time if scaling is perfect);
     ///   `…speedup` = T · (1-thread time) / (T-thread time).
-    /// - `rotate.fourier.<d>` (maxRadius d/2) for d ∈ {32, 64}, `rotate.fourier.32.ratioToC2R`.
+    /// - `rotate.fourier.<d>` (maxRadius d/2, a general rotation) and `rotate.fourier.<d>.ratioToC2R` for
+    ///   d ∈ {32, 64}; `rotate.fourier.<d>.identity` (grid-aligned: sequential table reads).
     /// - `rotate.real.32`: real-space trilinear rotation (spec §1.1) for comparison.
     /// - `shift.phase.32`: sub-voxel phase-ramp shift of a 32³ spectrum.
     public static func run(threads: Int = 2, minimumSeconds: Double = 0.15) -> [String: Double] {
@@ -68,8 +77,11 @@ public enum VolumesBenchmark {
             results["rotate.fourier.\(d)"] = time(minimumSeconds) {
                 rotator.rotate(a, maxRadius: Double(d) / 2, into: out.pointer)
             }
+            results["rotate.fourier.\(d).identity"] = time(minimumSeconds) {
+                rotator.rotate(.identity, maxRadius: Double(d) / 2, into: out.pointer)
+            }
+            results["rotate.fourier.\(d).ratioToC2R"] = results["rotate.fourier.\(d)"]! / results["fft.c2r.\(d).1t"]!
             if d == 32 {
-                results["rotate.fourier.32.ratioToC2R"] = results["rotate.fourier.32"]! / results["fft.c2r.32.1t"]!
                 let realOut = AlignedBuffer<Float>(count: d * d * d)
                 results["rotate.real.32"] = time(minimumSeconds) {
                     applyGeometry(v, matrix: a, outside: 0, into: realOut.pointer)
@@ -83,16 +95,23 @@ public enum VolumesBenchmark {
         return results
     }
 
-    /// Smallest mean time per call (µs) over several batches that together last `seconds`.
+    /// CPU time of the calling thread in seconds.
+    private static func threadCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    /// Smallest mean thread-CPU time per call (µs) over several batches that together last `seconds`.
     private static func time(_ seconds: Double, _ body: () -> Void) -> Double {
         body()
         var calls = 1
         var best = Double.infinity
         var spent = 0.0
         while spent < seconds {
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = threadCPUSeconds()
             for _ in 0..<calls { body() }
-            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+            let elapsed = threadCPUSeconds() - start
             spent += elapsed
             best = min(best, elapsed / Double(calls))
             if elapsed < seconds / 10 { calls *= 2 }
