@@ -9,6 +9,9 @@ import Foundation
 /// (identical on every rank) and the neighbourhood is recomputed from the image's *current* orientation
 /// every time `candidates(around:)` is called (the E-step calls it once per image and iteration).
 ///
+/// The search holds the sampling it was built from (including its current perturbation, which the
+/// psi and pole tests read); rebuild it after `AngularSampling.perturbed(by:)` — that is cheap.
+///
 /// The tests themselves are those of the original:
 /// * neighbour: the entry's sampling direction p satisfies p·(g·e) > cos Δ for some symmetry element g
 ///   (identity included), e = projection direction of the current orientation;

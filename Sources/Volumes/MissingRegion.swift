@@ -10,7 +10,7 @@ import Foundation
 /// * `cone`: conical tilt; missing = double cone of half-angle 90° − θ_y0 around z.
 ///
 /// Angles in degrees, as in the `--missing` metadata.
-public struct MissingRegion: Sendable, Equatable {
+public struct MissingRegion: Sendable, Equatable, CustomStringConvertible {
     public enum Kind: String, Sendable, CaseIterable {
         case wedgeY = "wedge_y"
         case wedgeX = "wedge_x"
@@ -85,6 +85,15 @@ public struct MissingRegion: Sendable, Equatable {
     public static func == (a: MissingRegion, b: MissingRegion) -> Bool {
         a.kind == b.kind && a.thetaY0 == b.thetaY0 && a.thetaYF == b.thetaYF
             && a.thetaX0 == b.thetaX0 && a.thetaXF == b.thetaXF
+    }
+
+    public var description: String {
+        switch kind {
+        case .wedgeY: return "wedge_y \(thetaY0) \(thetaYF)"
+        case .wedgeX: return "wedge_x \(thetaX0) \(thetaXF)"
+        case .pyramid: return "pyramid \(thetaY0) \(thetaYF) \(thetaX0) \(thetaXF)"
+        case .cone: return "cone \(thetaY0)"
+        }
     }
 
     /// Whether frequency `k` = (x', y', z'), given in the image frame, was measured (spec §3.3 step 3,
