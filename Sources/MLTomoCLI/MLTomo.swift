@@ -12,7 +12,7 @@ struct MLTomo: ParsableCommand {
             Run under MPI with `mpirun -np R ml_tomo ...` or `srun --mpi=pmix ml_tomo ...`.
             """,
         version: MLTomoVersion.string,
-        subcommands: [RefineCommand.self],
+        subcommands: [RefineCommand.self, SimulateCommand.self, EvaluateCommand.self],
         defaultSubcommand: RefineCommand.self
     )
 
