@@ -46,10 +46,10 @@ struct SimulateCommand: ParsableCommand {
     @Option(name: .customLong("shift-sigma"), help: "Standard deviation of each shift component (pixels).")
     var shiftSigma: Double = 2
 
-    @Option(name: .customLong("missing"), help: "Missing region: wedge_y, wedge_x, pyramid, cone, or mixed (one row of each, used in turn).")
+    @Option(name: .customLong("missing"), help: "Missing region: wedge_y, wedge_x, pyramid, cone, mixed (one row of each, used in turn) or none.")
     var missing: String = "wedge_y"
 
-    @Option(name: .customLong("tilt-range"), help: "Tilt range T in degrees: data measured from -T to +T (cone: tilt angle T).")
+    @Option(name: .customLong("tilt-range"), help: "Tilt range T in degrees, 0 < T < 90: data measured from -T to +T (cone: tilt angle T).")
     var tiltRange: Double = 60
 
     @Option(name: .customLong("format"), help: "Particle file format: mrc or spider.")
@@ -97,10 +97,11 @@ struct SimulateCommand: ParsableCommand {
         FileHandle.standardError.write(Data("\n".utf8))
         let counts = summary.classCounts.enumerated().map { "class \($0.offset + 1): \($0.element)" }.joined(separator: ", ")
         print("Wrote \(summary.particles) particles of \(size)³ to \(outdir)/ (\(counts)); "
-              + "regions: \(plan.regions.map(\.kind.rawValue).joined(separator: ", ")); "
+              + "regions: \(plan.regions.isEmpty ? "none" : plan.regions.map(\.kind.rawValue).joined(separator: ", ")); "
               + String(format: "mean signal variance %.4g, noise variance %.4g (SNR %.4g).",
                        summary.meanSignalVariance, summary.meanNoiseVariance,
                        summary.meanSignalVariance / max(summary.meanNoiseVariance, .leastNonzeroMagnitude)))
-        print("Refine with: cd \(outdir) && ml_tomo -i images.sel --doc images.doc --missing wedges.doc --nref \(classes) --oroot run/ml --iter 10 --ang 15")
+        let missingOption = plan.regions.isEmpty ? "" : " --missing wedges.doc"
+        print("Refine with: cd \(outdir) && ml_tomo -i images.sel --doc images.doc\(missingOption) --nref \(classes) --oroot run/ml --iter 10 --ang 15")
     }
 }

@@ -47,6 +47,10 @@ public enum DatasetWriter {
                              pixelSize: Double = 1, progress: ((Int, Int) -> Void)? = nil) throws -> DatasetSummary {
         let s = simulator.settings
         let fm = FileManager.default
+        if s.missing.regions.isEmpty {
+            // A stale wedges.doc from an earlier run in the same directory would contradict the data.
+            try? fm.removeItem(atPath: directory + "/" + DatasetLayout.wedgesFile)
+        }
         let partDir = directory + "/" + DatasetLayout.particleDirectory
         do {
             try fm.createDirectory(atPath: partDir, withIntermediateDirectories: true)
@@ -89,10 +93,12 @@ public enum DatasetWriter {
 
         try selTable(names: names).writeFile(path(DatasetLayout.selFile))
         try docTable(names: names, truths: truths).writeFile(path(DatasetLayout.docFile))
-        try wedgesTable(s.missing).writeFile(path(DatasetLayout.wedgesFile))
+        let hasRegions = !s.missing.regions.isEmpty
+        if hasRegions { try wedgesTable(s.missing).writeFile(path(DatasetLayout.wedgesFile)) }
         try MetaDataFile(blocks: [truthTable(names: names, truths: truths), settingsTable(s, format: format, pixelSize: pixelSize)])
             .write(to: path(DatasetLayout.truthFile))
-        written += [DatasetLayout.selFile, DatasetLayout.docFile, DatasetLayout.wedgesFile, DatasetLayout.truthFile]
+        written += [DatasetLayout.selFile, DatasetLayout.docFile] + (hasRegions ? [DatasetLayout.wedgesFile] : [])
+            + [DatasetLayout.truthFile]
 
         var counts = [Int](repeating: 0, count: s.classes)
         for t in truths { counts[t.classIndex] += 1 }
@@ -109,12 +115,14 @@ public enum DatasetWriter {
     }
 
     /// `images.doc`: the seed's input table with zero angles and shifts (the refinement must find them),
-    /// class 1 and each particle's missing-region row.
+    /// class 1 and each particle's missing-region row (no region column when nothing is missing).
     public static func docTable(names: [String], truths: [ParticleTruth]) -> MetaDataTable {
-        var t = MetaDataTable(name: "", labels: ["image", "missingRegionNumber", "angleRot", "angleTilt", "anglePsi",
-                                                 "shiftX", "shiftY", "shiftZ", "ref", "logLikelihood"])
+        let withRegions = truths.contains { $0.regionIndex != nil }
+        var t = MetaDataTable(name: "", labels: ["image"] + (withRegions ? ["missingRegionNumber"] : [])
+                              + ["angleRot", "angleTilt", "anglePsi", "shiftX", "shiftY", "shiftZ", "ref", "logLikelihood"])
         for (n, tr) in zip(names, truths) {
-            t.appendRow([.string(n), .int(tr.regionIndex + 1), .real(0), .real(0), .real(0),
+            let region: [MetaDataValue] = withRegions ? [.int((tr.regionIndex ?? 0) + 1)] : []
+            t.appendRow([.string(n)] + region + [.real(0), .real(0), .real(0),
                          .real(0), .real(0), .real(0), .int(1), .real(0)])
         }
         return t
@@ -146,7 +154,7 @@ public enum DatasetWriter {
         for (n, tr) in zip(names, truths) {
             t.appendRow([.string(n), .int(tr.classIndex + 1), .real(tr.angles.rot), .real(tr.angles.tilt),
                          .real(tr.angles.psi), .real(tr.shift.x), .real(tr.shift.y), .real(tr.shift.z),
-                         .int(tr.regionIndex + 1)])
+                         .int((tr.regionIndex ?? -1) + 1)])
         }
         return t
     }
@@ -199,7 +207,8 @@ public enum RecordReader {
             guard k >= 1 else {
                 throw table.error(row: r, .wrongType, "_ref = \(k): classes are numbered from 1")
             }
-            let region = table.has("missingRegionNumber") ? try table.int("missingRegionNumber", row: r) - 1 : nil
+            let regionNumber = table.has("missingRegionNumber") ? try table.int("missingRegionNumber", row: r) : 0
+            let region = regionNumber > 0 ? regionNumber - 1 : nil
             out.append(ParticleRecord(
                 image: try table.string("image", row: r), classIndex: k - 1,
                 angles: EulerAngles(rot: try real("angleRot", r), tilt: try real("angleTilt", r), psi: try real("anglePsi", r)),

@@ -10,6 +10,8 @@ public enum MissingRegionChoice: String, Sendable, CaseIterable {
     case pyramid
     case cone
     case mixed
+    /// Nothing missing: no wedges.doc, no missingRegionNumber column (run the refinement without --missing).
+    case none
 }
 
 /// The rows of `wedges.doc` and which row each particle uses.
@@ -17,18 +19,22 @@ public enum MissingRegionChoice: String, Sendable, CaseIterable {
 /// A tilt range T (degrees, `--tilt-range`) means the data were measured from −T to +T:
 /// wedge_y/wedge_x rows use θ0 = −T, θF = +T; pyramid uses both; cone uses θ_y0 = T (missing = double
 /// cone of half-angle 90° − T around z, spec §3.3). `mixed` writes one row of each of the four types
-/// and particle i (0-based) uses row i mod 4.
+/// and particle i (0-based) uses row i mod 4. `none` has no rows. T = 90 is excluded: there the
+/// region's boundary tangents are ±1e-16 instead of 0 and the "full" wedge would drop half a plane.
 public struct MissingRegionPlan: Sendable, Equatable {
     public let regions: [MissingRegion]
 
     public init(regions: [MissingRegion]) {
-        precondition(!regions.isEmpty, "a missing-region plan needs at least one region")
         self.regions = regions
     }
 
     public init(choice: MissingRegionChoice, tiltRange t: Double) throws {
-        guard t.isFinite, t > 0, t <= 90 else {
-            throw SimulationError("--tilt-range \(t) must be in (0, 90] degrees (the data cover −T…+T)")
+        if choice == .none {
+            regions = []
+            return
+        }
+        guard t.isFinite, t > 0, t < 90 else {
+            throw SimulationError("--tilt-range \(t) must be in (0, 90) degrees (the data cover −T…+T; use --missing none for complete data)")
         }
         func wedgeY() throws -> MissingRegion { try MissingRegion(kind: .wedgeY, thetaY0: -t, thetaYF: t) }
         func wedgeX() throws -> MissingRegion { try MissingRegion(kind: .wedgeX, thetaX0: -t, thetaXF: t) }
@@ -42,11 +48,15 @@ public struct MissingRegionPlan: Sendable, Equatable {
         case .pyramid: regions = [try pyramid()]
         case .cone: regions = [try cone()]
         case .mixed: regions = [try wedgeY(), try wedgeX(), try pyramid(), try cone()]
+        case .none: regions = []
         }
     }
 
-    /// 0-based region row of particle i (0-based).
-    public func regionIndex(forParticle i: Int) -> Int { i % regions.count }
+    /// 0-based region row of particle i (0-based); nil when nothing is missing.
+    public func regionIndex(forParticle i: Int) -> Int? { regions.isEmpty ? nil : i % regions.count }
+
+    /// The region of a particle's truth (nil: complete data).
+    public func region(_ index: Int?) -> MissingRegion? { index.map { regions[$0] } }
 }
 
 extension MissingRegion {

@@ -65,10 +65,10 @@ public struct ParticleTruth: Sendable, Equatable {
     public var classIndex: Int
     public var angles: EulerAngles
     public var shift: SIMD3<Double>
-    /// 0-based row of the missing-region table.
-    public var regionIndex: Int
+    /// 0-based row of the missing-region table (nil: nothing missing).
+    public var regionIndex: Int?
 
-    public init(classIndex: Int, angles: EulerAngles, shift: SIMD3<Double>, regionIndex: Int) {
+    public init(classIndex: Int, angles: EulerAngles, shift: SIMD3<Double>, regionIndex: Int?) {
         self.classIndex = classIndex
         self.angles = angles
         self.shift = shift
@@ -131,14 +131,14 @@ public struct ParticleSimulator: Sendable {
 
     public func particle(_ i: Int) -> SimulatedParticle {
         let truth = truth(i)
-        let region = settings.missing.regions[truth.regionIndex]
+        let region = settings.missing.region(truth.regionIndex)
         let d = settings.dim
-        let signal = region.filtered(signal(truth))
+        let signal = filter(signal(truth), region)
 
         var rng = SeededRandom(seed: settings.seed, streams: 2, UInt64(i))
         var white = Volume(dim: d)
         for j in 0..<white.count { white.data[j] = Float(rng.nextGaussian()) }
-        let noise = region.filtered(white)
+        let noise = filter(white, region)
 
         let signalStats = VoxelStatistics(signal)
         let noiseStats = VoxelStatistics(noise)
@@ -161,6 +161,10 @@ public struct ParticleSimulator: Sendable {
                                  signalVariance: signalStats.variance,
                                  noiseVariance: c * c * noiseStats.variance)
     }
+}
+
+private func filter(_ v: Volume, _ region: MissingRegion?) -> Volume {
+    region?.filtered(v) ?? v
 }
 
 /// Mean and population variance over all voxels (Double accumulation, fixed order).
