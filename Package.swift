@@ -34,8 +34,12 @@ let package = Package(
             .product(name: "Numerics", package: "swift-numerics"),
         ]),
         .target(name: "Distributed", dependencies: ["CMPI", "Engine"]),
+        .target(name: "Simulation", dependencies: [
+            "Volumes", "Formats",
+            .product(name: "Numerics", package: "swift-numerics"),
+        ]),
         .executableTarget(name: "MLTomoCLI", dependencies: [
-            "Volumes", "Formats", "Engine", "Distributed",
+            "Volumes", "Formats", "Engine", "Distributed", "Simulation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -44,6 +48,7 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Volumes"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Volumes"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Formats", "Volumes"]),
         // Launches the built `ml_tomo` (mpirun with 1, 2, 3 ranks) and the Python readers.
         .testTarget(name: "EndToEndTests", dependencies: ["Formats", "Volumes"]),
     ]
