@@ -1,0 +1,132 @@
+/// Real-space resampling with the original program's semantics (spec §1.1, §15.4).
+///
+/// `applyGeometry(v, matrix: M)` gives out(r) = V(M⁻¹·r): content at r moves to M·r. With
+/// `inverseMap: true` the matrix is the output→input map itself: out(r) = V(M·r). Coordinates are
+/// logical (relative to floor(n/2) in each axis). Interpolation is trilinear. A source point outside
+/// [first − 1e−6, last + 1e−6) in any axis gives `outside`; for sources inside, neighbours beyond the
+/// last index are dropped from the sum (no renormalisation), which is what the original does.
+/// An identity map short-circuits to a copy.
+public func applyGeometry(_ v: Volume, matrix: Matrix3, inverseMap: Bool = false, outside: Float) -> Volume {
+    var out = Volume(nx: v.nx, ny: v.ny, nz: v.nz)
+    out.data.withUnsafeMutableBufferPointer { dst in
+        applyGeometry(v, matrix: matrix, inverseMap: inverseMap, outside: outside, into: dst.baseAddress!)
+    }
+    return out
+}
+
+/// As `applyGeometry(_:matrix:inverseMap:outside:)`, writing nx·ny·nz voxels into a caller buffer
+/// (hot paths; no allocation). `output` must not alias `v.data`.
+public func applyGeometry(_ v: Volume, matrix: Matrix3, inverseMap: Bool = false, outside: Float,
+                          into output: UnsafeMutablePointer<Float>) {
+    v.data.withUnsafeBufferPointer { src in
+        resampleTrilinear(src.baseAddress!, nx: v.nx, ny: v.ny, nz: v.nz,
+                          map: inverseMap ? matrix : matrix.inverse, shift: .zero,
+                          outside: outside, into: output)
+    }
+}
+
+/// out(r) = V(map·r + shift) in logical coordinates, trilinear, with the §1.1 range rules.
+/// An exact identity map with zero shift is a copy.
+public func resampleTrilinear(_ src: UnsafePointer<Float>, nx: Int, ny: Int, nz: Int,
+                              map m: Matrix3, shift: SIMD3<Double>, outside: Float,
+                              into out: UnsafeMutablePointer<Float>) {
+    let count = nx * ny * nz
+    if m == .identity && shift == .zero {
+        out.update(from: src, count: count)
+        return
+    }
+    let cx = Double(nx / 2), cy = Double(ny / 2), cz = Double(nz / 2)
+    let tol = 1e-6
+    let lastX = Double(nx - 1), lastY = Double(ny - 1), lastZ = Double(nz - 1)
+    let sxy = nx * ny
+    for z in 0..<nz {
+        let rz = Double(z) - cz
+        for y in 0..<ny {
+            let ry = Double(y) - cy
+            // Source of x = 0 in physical coordinates (logical + centre), then step by column 0.
+            var ux = m[0, 0] * -cx + m[0, 1] * ry + m[0, 2] * rz + shift.x + cx
+            var uy = m[1, 0] * -cx + m[1, 1] * ry + m[1, 2] * rz + shift.y + cy
+            var uz = m[2, 0] * -cx + m[2, 1] * ry + m[2, 2] * rz + shift.z + cz
+            let row = out + (z * ny + y) * nx
+            for x in 0..<nx {
+                defer { ux += m[0, 0]; uy += m[1, 0]; uz += m[2, 0] }
+                if !(ux >= -tol && ux < lastX + tol && uy >= -tol && uy < lastY + tol && uz >= -tol && uz < lastZ + tol) {
+                    row[x] = outside
+                    continue
+                }
+                // Truncation (not floor): a source in (−1e−6, 0) uses index 0 with a tiny negative weight.
+                let x0 = Int(ux), y0 = Int(uy), z0 = Int(uz)
+                let fx = ux - Double(x0), fy = uy - Double(y0), fz = uz - Double(z0)
+                let hasX1 = x0 + 1 < nx, hasY1 = y0 + 1 < ny, hasZ1 = z0 + 1 < nz
+                let b = z0 * sxy + y0 * nx + x0
+                var acc = 0.0
+                // Plane z0
+                var p = Double(src[b]) * (1 - fx)
+                if hasX1 { p += Double(src[b + 1]) * fx }
+                var plane = p * (1 - fy)
+                if hasY1 {
+                    var q = Double(src[b + nx]) * (1 - fx)
+                    if hasX1 { q += Double(src[b + nx + 1]) * fx }
+                    plane += q * fy
+                }
+                acc = plane * (1 - fz)
+                if hasZ1 {
+                    let b1 = b + sxy
+                    var p1 = Double(src[b1]) * (1 - fx)
+                    if hasX1 { p1 += Double(src[b1 + 1]) * fx }
+                    var plane1 = p1 * (1 - fy)
+                    if hasY1 {
+                        var q1 = Double(src[b1 + nx]) * (1 - fx)
+                        if hasX1 { q1 += Double(src[b1 + nx + 1]) * fx }
+                        plane1 += q1 * fy
+                    }
+                    acc += plane1 * fz
+                }
+                row[x] = Float(acc)
+            }
+        }
+    }
+}
+
+extension Matrix3 {
+    /// The inverse (the transpose for a rotation; computed generally via the adjugate). A singular
+    /// matrix gives non-finite entries, which the resampler turns into `outside` everywhere.
+    public var inverse: Matrix3 {
+        let det = determinant
+        let a = self
+        let c00 = a[1, 1] * a[2, 2] - a[1, 2] * a[2, 1]
+        let c01 = a[0, 2] * a[2, 1] - a[0, 1] * a[2, 2]
+        let c02 = a[0, 1] * a[1, 2] - a[0, 2] * a[1, 1]
+        let c10 = a[1, 2] * a[2, 0] - a[1, 0] * a[2, 2]
+        let c11 = a[0, 0] * a[2, 2] - a[0, 2] * a[2, 0]
+        let c12 = a[0, 2] * a[1, 0] - a[0, 0] * a[1, 2]
+        let c20 = a[1, 0] * a[2, 1] - a[1, 1] * a[2, 0]
+        let c21 = a[0, 1] * a[2, 0] - a[0, 0] * a[2, 1]
+        let c22 = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+        let s = 1 / det
+        return Matrix3(c00 * s, c01 * s, c02 * s, c10 * s, c11 * s, c12 * s, c20 * s, c21 * s, c22 * s)
+    }
+}
+
+extension Volume {
+    /// The first stored voxel (physical index 0, a corner): the `outside` value ml_tomo uses for its
+    /// rotations (spec §1.1).
+    public var cornerValue: Float { data[0] }
+
+    /// `Rot_M[V]`: out(r) = V(M⁻¹·r), trilinear, `outside` for sources outside the box (spec §1.1).
+    public func rotated(by m: Matrix3, outside: Float) -> Volume {
+        applyGeometry(self, matrix: m, outside: outside)
+    }
+
+    /// `T_t[V]`: out(r) = V(r − t), trilinear, outside 0, no wrapping (spec §1.1).
+    public func translated(by t: SIMD3<Double>) -> Volume {
+        var out = Volume(nx: nx, ny: ny, nz: nz)
+        data.withUnsafeBufferPointer { src in
+            out.data.withUnsafeMutableBufferPointer { dst in
+                resampleTrilinear(src.baseAddress!, nx: nx, ny: ny, nz: nz, map: .identity, shift: -t,
+                                  outside: 0, into: dst.baseAddress!)
+            }
+        }
+        return out
+    }
+}
