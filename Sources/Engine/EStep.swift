@@ -524,7 +524,7 @@ public enum EStep {
                 }
                 ws.plan.inverseDestroyingInput(back.pointer, image.pointer)
                 var y = Volume(nx: d, ny: d, nz: d, data: image.toArray())
-                y.maskSphericalAverageOutside()
+                t.setup.realMasks.maskSphericalAverageOutside(&y)
                 let r = y.rotated(by: rotation, outside: y.cornerValue)
                 sums.imageSums[slotIndex].withUnsafeMutableBufferPointer { dst in
                     r.data.withUnsafeBufferPointer { src in
