@@ -33,6 +33,8 @@ struct RefineInputs: Sendable {
     /// Side of the input subtomograms (from the first image's header).
     var originalDim: Int
     var voxelSizeFromHeader: Double?
+    /// `--mask` at the input box size (checked: cubic, that size, values in [0, 1]).
+    var focusMask: Volume?
 
     static let angleLabels = ["angleRot", "angleTilt", "anglePsi"]
     static let shiftLabels = ["shiftX", "shiftY", "shiftZ"]
@@ -90,13 +92,36 @@ struct RefineInputs: Sendable {
             throw ValidationFailure("--dim \(o.dim) is larger than the input subtomograms (\(info.nx)³)")
         }
         let (refs, weights) = try o.ref.map(readReferenceList) ?? ([], nil)
+        if let firstRef = refs.first {
+            let r = try VolumeIO.dimensions(firstRef.description)
+            guard r.nx == info.nx && r.ny == info.ny && r.nz == info.nz else {
+                throw ValidationFailure("--ref \(firstRef.description) is \(r.nx)x\(r.ny)x\(r.nz), "
+                    + "the input subtomograms are \(info.nx)³: references must have the size of the images")
+            }
+        }
+        let mask = try o.mask.map { try readFocusMask($0, box: info.nx) }
         let fractions = try o.frac.map(readFractions) ?? weights
         if let f = fractions, !refs.isEmpty, f.count != refs.count {
             throw ValidationFailure("\(o.frac ?? o.ref!): \(f.count) weights for \(refs.count) references")
         }
         return RefineInputs(imageTable: table, images: images, imageMetadataPath: metadataPath, regions: regions,
                             referenceLocators: refs, referenceWeights: fractions, originalDim: info.nx,
-                            voxelSizeFromHeader: info.voxelSize)
+                            voxelSizeFromHeader: info.voxelSize, focusMask: mask)
+    }
+
+    /// `--mask`: any volume format, the input box size, values in [0, 1] (1 = classify, 0 = ignore).
+    static func readFocusMask(_ path: String, box: Int) throws -> Volume {
+        let info = try VolumeIO.dimensions(path)
+        guard info.isCubic, info.nx == box else {
+            throw ValidationFailure("--mask \(path) is \(info.nx)x\(info.ny)x\(info.nz), the input subtomograms are \(box)³")
+        }
+        let mask = try VolumeIO.readCubic(path, box: box)
+        guard let lo = mask.data.min(), let hi = mask.data.max(), lo >= 0, hi <= 1, lo.isFinite, hi.isFinite else {
+            throw ValidationFailure("--mask \(path): values must lie in [0, 1] (1 = classify, 0 = ignore); found "
+                + "\(mask.data.min() ?? .nan) … \(mask.data.max() ?? .nan)")
+        }
+        guard hi > 0 else { throw ValidationFailure("--mask \(path) is zero everywhere: nothing would be classified") }
+        return mask
     }
 
     /// `-i` as metadata (disabled rows dropped), or a volume/stack file turned into one row per volume.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Volumes
 
 /// Every option of Xmipp's ml_tomo v3.0 (spec §2.1, including the expert and hidden ones), plus the
 /// options this program adds (`--doc`, `--seed`, `--dry-run`). Spellings follow the original, so the
@@ -192,6 +193,11 @@ struct RefineOptions: ParsableArguments {
         if dontLimitPsiRange && angSearch > 0 && sym.lowercased() != "c1" {
             throw bad("--dont_limit_psirange cannot be combined with symmetry \(sym) and --ang_search")
         }
+        do { _ = try SymmetryGroup(name: sym) } catch {
+            throw bad("\(error)")
+        }
+        if ang > 42.3 { throw bad("--ang \(ang) is too coarse: the direction grid needs --ang <= 42.3 degrees") }
+        if let r = restart, r.isEmpty { throw bad("--restart needs the <oroot>_itNNNNNN of a finished iteration") }
         if restart != nil && istart != 1 { throw bad("--restart sets the starting iteration itself: do not combine it with --istart") }
     }
 }

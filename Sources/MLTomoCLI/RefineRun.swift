@@ -27,6 +27,9 @@ struct RefineRun {
         let engineOptions = try communicator.agree { try makeEngineOptions(inputs) }
         let setup = try communicator.agree { try makeSetup(engineOptions, inputs) }
         let refinement = Refinement(setup: setup)
+        let focus = try communicator.agree {
+            try inputs.focusMask.map { try FocusMask($0, setup: setup, name: "--mask \(o.mask ?? "")") }
+        }
         let outputs = RefineOutputs(oroot: o.oroot, commandLine: CommandLine.arguments.joined(separator: " "),
                                     pixelSize: o.pixelSize, originalDim: inputs.originalDim, workingDim: setup.dim,
                                     hasMissingData: !inputs.regions.isEmpty)
@@ -40,7 +43,7 @@ struct RefineRun {
         let total = inputs.images.count
         let mine = partition(count: total, ranks: communicator.size, rank: rank)
         var clock = Stopwatch()
-        let particles = try communicator.agree { try loadParticles(mine, inputs: inputs, refinement: refinement) }
+        let particles = try communicator.agree { try loadParticles(mine, inputs: inputs, refinement: refinement, focus: focus) }
         log.info("loaded \(total) subtomograms over \(communicator.size) rank(s) in \(formatDuration(clock.restart()))")
 
         let reducer = AgreeingReducer(communicator)
@@ -58,6 +61,7 @@ struct RefineRun {
             log.info("resuming after iteration \(m.iteration) from \(restart).h5")
         } else {
             model = try startingModel(inputs, refinement: refinement, particles: particles, reducer: reducer)
+            if let focus { model = focus.apply(to: model, correctSigma: false) }
             try communicator.agree { if rank == 0 { try outputs.prepareDirectory() } }
             allResults = inputs.images.enumerated().map { i, image in
                 ParticleResult(globalIndex: i, angles: image.angles, shift: image.shift,
@@ -82,8 +86,14 @@ struct RefineRun {
             let iterationClock = Stopwatch()
             // Inside an agreement: a rank whose E-step fails meets the others at the agreement that
             // AgreeingReducer holds before the sums, and every rank stops with its message.
-            let (next, local, statistics) = try communicator.agree {
+            let (computed, local, computedStatistics) = try communicator.agree {
                 try refinement.runIteration(it, model: model, particles: particles, previous: previous, reducer: reducer)
+            }
+            var next = computed
+            var statistics = computedStatistics
+            if let focus {
+                next = focus.apply(to: next, correctSigma: !o.fixSigmaNoise)
+                statistics.sigmaNoise = next.sigmaNoise
             }
             model = next
             previous = local
@@ -117,8 +127,11 @@ struct RefineRun {
                 try communicator.agree {
                     if rank == 0 { try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics) }
                 }
-                throw InterruptedRun(message: "stopped by a signal after iteration \(it) (files of iteration \(it) are complete); "
-                    + "resume with the same command plus --restart \(outputs.base(it))")
+                // Every rank stops here (the request was agreed above); the agreement turns it into one
+                // message from rank 0 and exit status 75 on every rank.
+                let stop = InterruptedRun(message: "stopped by a signal after iteration \(it) (files of iteration \(it) "
+                    + "are complete); resume with the same command plus --restart \(outputs.base(it))")
+                try communicator.agree { () throws -> Void in throw stop }
             }
         }
         try communicator.agree {
@@ -196,7 +209,8 @@ struct RefineRun {
     }
 
     /// Reads and prepares this rank's images only (contiguous block of global indices).
-    private func loadParticles(_ range: Range<Int>, inputs: RefineInputs, refinement: Refinement) throws -> [Particle] {
+    private func loadParticles(_ range: Range<Int>, inputs: RefineInputs, refinement: Refinement,
+                               focus: FocusMask?) throws -> [Particle] {
         var loaded: [ParticleInput] = []
         loaded.reserveCapacity(range.count)
         for i in range {
@@ -205,8 +219,9 @@ struct RefineRun {
             let locator = try ImageLocator(parsing: entry.image, context: context)
                 .resolved(metadataFile: inputs.imageMetadataPath, context: context)
             let volume = try VolumeIO.readCubic(locator.description, box: inputs.originalDim)
-            loaded.append(ParticleInput(globalIndex: i, volume: volume, region: entry.region, angles: entry.angles,
-                                        shift: entry.shift, classIndex: entry.classIndex))
+            let input = ParticleInput(globalIndex: i, volume: volume, region: entry.region, angles: entry.angles,
+                                      shift: entry.shift, classIndex: entry.classIndex)
+            loaded.append(focus?.apply(to: input) ?? input)
         }
         return try refinement.prepare(loaded)
     }
