@@ -134,6 +134,16 @@ enum ProcessRunner {
 
     private static let spawnLock = NSLock()
 
+    /// `posix_spawn_file_actions_addchdir_np` (glibc ≥ 2.29) is not exported by Swift's Glibc module
+    /// (it is a GNU extension): look it up at run time.
+    private static func addChdir(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ directory: String) {
+        typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addchdir_np") else {
+            fatalError("posix_spawn_file_actions_addchdir_np is not available (glibc < 2.29)")
+        }
+        _ = unsafeBitCast(symbol, to: AddChdir.self)(actions, directory)
+    }
+
     private static func runBlocking(
         _ executable: String, _ arguments: [String], environment: [String: String], currentDirectory: String?,
         timeout: Double
@@ -157,7 +167,7 @@ enum ProcessRunner {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        if let currentDirectory { posix_spawn_file_actions_addchdir_np(&actions, currentDirectory) }
+        if let currentDirectory { addChdir(&actions, currentDirectory) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
