@@ -28,12 +28,12 @@ struct RefineOutputs {
     /// Checks, before any work, that the output directory exists or can be created (nothing is created
     /// yet: a run that fails before its first iteration leaves nothing behind).
     func checkDirectory() throws {
-        var dir = (oroot as NSString).deletingLastPathComponent
+        var dir = Self.parent(of: oroot)
         if dir.isEmpty { dir = "." }
         let fm = FileManager.default
         var probe = dir
         while !fm.fileExists(atPath: probe) {
-            let parent = (probe as NSString).deletingLastPathComponent
+            let parent = Self.parent(of: probe)
             if parent.isEmpty || parent == probe { probe = "."; break }
             probe = parent
         }
@@ -43,9 +43,21 @@ struct RefineOutputs {
         }
     }
 
+    /// The directory part of `path` ("" for a bare name, "/" for a file at the root). Written out because
+    /// swift-corelibs-foundation's `deletingLastPathComponent` traps on one-character paths such as "a".
+    static func parent(of path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1, p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "" }
+        if slash == p.startIndex { return "/" }
+        var dir = p[..<slash]
+        while dir.count > 1, dir.hasSuffix("/") { dir = dir.dropLast() }
+        return String(dir)
+    }
+
     /// Creates the output directory of `oroot` if needed.
     func prepareDirectory() throws {
-        let dir = (oroot as NSString).deletingLastPathComponent
+        let dir = Self.parent(of: oroot)
         guard !dir.isEmpty else { return }
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
