@@ -36,7 +36,7 @@ import Volumes
         return w[i + 1]
     }
 
-    @Test func everySeedCommandLineRunsInOrderAndFindsTheTruth() async throws {
+    @Test func everySeedCommandLineRunsInOrderAndChainsItsDocs() async throws {
         let ws = try Workspace("seed")
         try await ws.simulate("data", particles: 12, size: Self.size, classes: 3, snr: 2, seed: 11, extra: ["--format", "spider"])
         let dir = ws.file("data")
