@@ -11,7 +11,7 @@ struct Scenario {
     var truthReferences: [Volume]
 
     init(dim d: Int = 16, count: Int = 24, noise: Double = 0.15, maxShift: Double = 1, wedge: Bool = true,
-         options adjust: (inout RefinementOptions) -> Void = { _ in }) throws {
+         distinct: Bool = false, options adjust: (inout RefinementOptions) -> Void = { _ in }) throws {
         var o = RefinementOptions()
         o.nref = 2
         o.angularStep = 30
@@ -24,7 +24,7 @@ struct Scenario {
         let sampling = try AngularSampling(angularStep: o.angularStep, psiStep: o.psiSampling, smallAngle: !o.noSmallAngle)
         let setup = try RefinementSetup(options: o, originalDim: d, regions: region.map { [$0] } ?? [],
                                         sampling: o.fixedOrientation ? nil : sampling)
-        truthReferences = Synthetic.twoClasses(dim: d)
+        truthReferences = distinct ? Synthetic.twoDistinctClasses(dim: d) : Synthetic.twoClasses(dim: d)
         let (inputs, truths) = Synthetic.particles(references: truthReferences, count: count, noiseSigma: noise,
                                                    maxShift: maxShift, region: region, seed: 42)
         refinement = Refinement(setup: setup)
@@ -92,7 +92,10 @@ struct Scenario {
         let iters = Int(env["RF_ITER"] ?? "") ?? 8
         let noiseOpt = Double(env["RF_SIGMA"] ?? "") ?? 1
         let perturb = env["RF_PERTURB"] != nil
-        let s = try Scenario(count: 24, noise: 0.15) { $0.angularStep = ang; $0.iterations = iters; $0.nref = nref; $0.noise = noiseOpt; $0.perturb = perturb }
+        let consensus = Int(env["RF_CONS"] ?? "") ?? 0
+        let wedge = env["RF_NOWEDGE"] == nil
+        let count = Int(env["RF_COUNT"] ?? "") ?? 24
+        let s = try Scenario(count: count, noise: 0.15, wedge: wedge, distinct: env["RF_DOMAIN"] == nil) { $0.angularStep = ang; $0.iterations = iters; $0.nref = nref; $0.noise = noiseOpt; $0.perturb = perturb; $0.consensusIterations = consensus }
         let ini = try InitialReferences.generate(particles: s.particles, totalImages: s.particles.count,
                                                  setup: s.refinement.setup, reducer: SingleProcessReducer())
         let model = try s.refinement.initialModel(references: ini.references)
