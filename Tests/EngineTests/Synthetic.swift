@@ -89,7 +89,8 @@ enum Synthetic {
                 }
                 x = f.inverseTransform()
             }
-            inputs.append(ParticleInput(globalIndex: i, volume: x, region: region == nil ? nil : 0))
+            inputs.append(ParticleInput(globalIndex: i, volume: x, region: region == nil ? nil : 0,
+                                        angles: EulerAngles(matrix: a), shift: t, classIndex: k))
             truths.append(Truth(klass: k, rotation: a, shift: t))
         }
         return (inputs, truths)
