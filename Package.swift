@@ -28,7 +28,7 @@ let package = Package(
             "CFFTW",
             .product(name: "Numerics", package: "swift-numerics"),
         ]),
-        .target(name: "Formats", dependencies: ["Volumes", "CHDF5"]),
+        .target(name: "Formats", dependencies: ["Volumes", "CHDF5"], exclude: ["HDF5-LAYOUT.md"]),
         .target(name: "Engine", dependencies: [
             "Volumes",
             .product(name: "Numerics", package: "swift-numerics"),

@@ -27,17 +27,3 @@ enum ArgumentNormalisation {
         return name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
     }
 }
-
-/// The MPI rank this process will have, read from the launcher's environment before MPI starts, so
-/// that argument errors (which every rank finds identically) are printed by rank 0 only.
-enum LauncherEnvironment {
-    static var rank: Int {
-        let env = ProcessInfo.processInfo.environment
-        for key in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"] {
-            if let value = env[key], let rank = Int(value) { return rank }
-        }
-        return 0
-    }
-}
-
-import Foundation

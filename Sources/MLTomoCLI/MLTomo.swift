@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 
 @main
@@ -12,7 +13,8 @@ struct MLTomo: ParsableCommand {
             Run under MPI with `mpirun -np R ml_tomo ...` or `srun --mpi=pmix ml_tomo ...`.
             """,
         version: MLTomoVersion.string,
-        subcommands: [RefineCommand.self, SimulateCommand.self, EvaluateCommand.self],
+        subcommands: [RefineCommand.self, SimulateCommand.self, EvaluateCommand.self, DoctorCommand.self,
+                      MPISelfTestCommand.self],
         defaultSubcommand: RefineCommand.self
     )
 
@@ -24,7 +26,7 @@ struct MLTomo: ParsableCommand {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
-            if LauncherEnvironment.rank != 0 {
+            if !LaunchEnvironment.isFirstRank {
                 Foundation.exit(exitCode(for: error).rawValue)
             }
             exit(withError: error)

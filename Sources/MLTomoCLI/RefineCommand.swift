@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 
 /// `ml_tomo refine` (also the default command): the ML refinement of the seed document.
@@ -13,6 +14,10 @@ struct RefineCommand: ParsableCommand {
     func validate() throws { try options.validateCombinations() }
 
     func run() throws {
-        throw ValidationError("the refinement engine is not wired into this build yet")
+        let options = self.options
+        MPIJob.run { communicator in
+            let log = ConsoleLog.make(rank: communicator.rank, verbosity: options.verbose)
+            try RefineRun(options: options, communicator: communicator, log: log).execute()
+        }
     }
 }

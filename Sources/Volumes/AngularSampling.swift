@@ -45,8 +45,9 @@ public struct AngularSampling: Sendable {
     public let asymmetricUnitCount: Int
     /// The in-plane angles psi_j (degrees), including the 2.75° offset unless disabled.
     public let psiAngles: [Double]
-    /// Direction-major, psi-minor.
-    public private(set) var orientations: [Orientation]
+    /// Direction-major, psi-minor: entry index = direction · psiCount + psi index (relied on by
+    /// `LocalSearch`). Entries are computed on access (see `OrientationList`).
+    public private(set) var orientations: OrientationList
 
     /// The in-plane offset that the original adds to every psi unless `--no_SMALLANGLE` is given.
     public static let smallAngleOffset = 2.75
@@ -100,17 +101,8 @@ public struct AngularSampling: Sendable {
         let offset = smallAngle ? Self.smallAngleOffset : 0
         psiAngles = (0..<nrPsi).map { Double($0) * 360 / Double(nrPsi) + offset }
 
-        var list: [Orientation] = []
-        list.reserveCapacity(accepted.count * nrPsi)
-        for (i, dir) in directionAngles.enumerated() {
-            for p in psiAngles {
-                let a = symmetry.hasSymmetry
-                    ? EulerAngles(rot: -p, tilt: -dir.tilt, psi: -dir.rot)
-                    : EulerAngles(rot: dir.rot, tilt: dir.tilt, psi: p)
-                list.append(Orientation(angles: a, matrix: a.matrix, direction: i, unperturbed: a))
-            }
-        }
-        orientations = list
+        orientations = OrientationList(directionAngles: directionAngles, psiAngles: psiAngles,
+                                       symmetric: symmetry.hasSymmetry, perturbation: nil)
     }
 
     /// Number of orientations (nr_ang).
@@ -127,13 +119,12 @@ public struct AngularSampling: Sendable {
     /// perturbations do not accumulate over iterations.
     public func perturbed(by p: Matrix3) -> AngularSampling {
         var copy = self
-        for i in copy.orientations.indices {
-            let a = copy.orientations[i].unperturbed.applying(left: .identity, right: p)
-            copy.orientations[i].angles = a
-            copy.orientations[i].matrix = a.matrix
-        }
+        copy.orientations.perturbation = p
         return copy
     }
+
+    /// The perturbation matrix P currently applied (nil: unperturbed).
+    public var perturbation: Matrix3? { orientations.perturbation }
 
     /// Stream tag that separates the perturbation draws from every other use of the user seed.
     public static let perturbationStream: UInt64 = 0x5045_5254_5552_4221  // "PERTURB!"
@@ -182,6 +173,53 @@ public struct AngularSampling: Sendable {
             }
         }
         return accepted
+    }
+}
+
+/// The orientation list of an `AngularSampling`, computed on access rather than stored: a 1° grid has
+/// 39 692 directions × 360 psi ≈ 14 million entries, which would take ~1.8 GB as stored structs.
+/// Entry i has direction i / psiCount and psi index i % psiCount; its unperturbed angles are
+/// (rot, tilt, psi) (c1) or (−psi, −tilt, −rot) (with symmetry, spec §5.2); with a perturbation P the
+/// angles are those of E(unperturbed)·P and the matrix is E(angles) (spec §5.5).
+public struct OrientationList: RandomAccessCollection, Sendable {
+    public typealias Index = Int
+    let directionAngles: [(rot: Double, tilt: Double)]
+    let psiAngles: [Double]
+    let symmetric: Bool
+    var perturbation: Matrix3?
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { directionAngles.count * psiAngles.count }
+
+    /// Angles before any perturbation of entry i.
+    @inlinable
+    public func unperturbedAngles(_ i: Int) -> EulerAngles {
+        unperturbedAngles(direction: i / psiCount, psi: i % psiCount)
+    }
+
+    public var psiCount: Int { psiAngles.count }
+
+    @usableFromInline
+    func unperturbedAngles(direction d: Int, psi j: Int) -> EulerAngles {
+        let dir = directionAngles[d]
+        let p = psiAngles[j]
+        return symmetric
+            ? EulerAngles(rot: -p, tilt: -dir.tilt, psi: -dir.rot)
+            : EulerAngles(rot: dir.rot, tilt: dir.tilt, psi: p)
+    }
+
+    /// Current angles of entry i (perturbed if a perturbation is set).
+    public func angles(_ i: Int) -> EulerAngles {
+        let u = unperturbedAngles(i)
+        guard let p = perturbation else { return u }
+        return u.applying(left: .identity, right: p)
+    }
+
+    public subscript(i: Int) -> Orientation {
+        precondition(i >= 0 && i < endIndex, "orientation index \(i) out of range 0..<\(endIndex)")
+        let u = unperturbedAngles(i)
+        let a = perturbation.map { u.applying(left: .identity, right: $0) } ?? u
+        return Orientation(angles: a, matrix: a.matrix, direction: i / psiCount, unperturbed: u)
     }
 }
 

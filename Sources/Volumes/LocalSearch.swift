@@ -9,6 +9,9 @@ import Foundation
 /// (identical on every rank) and the neighbourhood is recomputed from the image's *current* orientation
 /// every time `candidates(around:)` is called (the E-step calls it once per image and iteration).
 ///
+/// The search holds the sampling it was built from (including its current perturbation, which the
+/// psi and pole tests read); rebuild it after `AngularSampling.perturbed(by:)` — that is free.
+///
 /// The tests themselves are those of the original:
 /// * neighbour: the entry's sampling direction p satisfies p·(g·e) > cos Δ for some symmetry element g
 ///   (identity included), e = projection direction of the current orientation;
@@ -21,8 +24,6 @@ public struct LocalSearch: Sendable {
     public let radius: Double
     public let limitPsi: Bool
     private let cosRadius: Double
-    /// For every orientation: its wrapped entry tilt is within 1.1·Δ of a pole (psi test passes).
-    private let nearPole: [Bool]
 
     /// - Throws: `GeometryError` if Δ is not a positive finite number of degrees.
     public init(sampling: AngularSampling, radius: Double, limitPsi: Bool = true) throws {
@@ -33,9 +34,6 @@ public struct LocalSearch: Sendable {
         self.radius = radius
         self.limitPsi = limitPsi
         cosRadius = cos(radius * Double.pi / 180)
-        nearPole = sampling.orientations.map {
-            abs(Self.wrap($0.angles.tilt, -90, 90)) < 1.1 * radius
-        }
     }
 
     /// x wrapped into [lo, hi) by whole periods (hi − lo).
@@ -60,16 +58,24 @@ public struct LocalSearch: Sendable {
         let copies = sym.elements.map { $0 * e }
 
         let everything = radius >= 180
-        let isNeighbour: [Bool] = sampling.directions.map { p in
-            everything || copies.contains { ($0 * p).sum() > cosRadius }
-        }
+        // Entries are direction-major with psiCount entries per direction, so a passing direction
+        // contributes the block [dir·psiCount, (dir+1)·psiCount) filtered by the psi test.
+        let nPsi = sampling.psiCount
+        let orientations = sampling.orientations
         var out: [Int] = []
-        for (i, o) in sampling.orientations.enumerated() where isNeighbour[o.direction] {
-            if limitPsi && !nearPole[i] {
-                let entryPsi = sym.hasSymmetry ? o.angles.rot : o.angles.psi
-                if abs(Self.wrap(oldPsi - entryPsi, -180, 180)) > radius { continue }
+        for (dir, p) in sampling.directions.enumerated() {
+            guard everything || copies.contains(where: { ($0 * p).sum() > cosRadius }) else { continue }
+            for i in (dir * nPsi)..<((dir + 1) * nPsi) {
+                if limitPsi && !everything {
+                    let a = orientations.angles(i)
+                    // Near a pole any psi passes; otherwise the in-plane angle must be within Δ.
+                    if abs(Self.wrap(a.tilt, -90, 90)) >= 1.1 * radius {
+                        let entryPsi = sym.hasSymmetry ? a.rot : a.psi
+                        if abs(Self.wrap(oldPsi - entryPsi, -180, 180)) > radius { continue }
+                    }
+                }
+                out.append(i)
             }
-            out.append(i)
         }
         return out
     }

@@ -10,7 +10,7 @@ import Foundation
 /// * `cone`: conical tilt; missing = double cone of half-angle 90° − θ_y0 around z.
 ///
 /// Angles in degrees, as in the `--missing` metadata.
-public struct MissingRegion: Sendable, Equatable {
+public struct MissingRegion: Sendable, Equatable, CustomStringConvertible {
     public enum Kind: String, Sendable, CaseIterable {
         case wedgeY = "wedge_y"
         case wedgeX = "wedge_x"
@@ -85,6 +85,15 @@ public struct MissingRegion: Sendable, Equatable {
     public static func == (a: MissingRegion, b: MissingRegion) -> Bool {
         a.kind == b.kind && a.thetaY0 == b.thetaY0 && a.thetaYF == b.thetaYF
             && a.thetaX0 == b.thetaX0 && a.thetaXF == b.thetaXF
+    }
+
+    public var description: String {
+        switch kind {
+        case .wedgeY: return "wedge_y \(thetaY0) \(thetaYF)"
+        case .wedgeX: return "wedge_x \(thetaX0) \(thetaXF)"
+        case .pyramid: return "pyramid \(thetaY0) \(thetaYF) \(thetaX0) \(thetaXF)"
+        case .cone: return "cone \(thetaY0)"
+        }
     }
 
     /// Whether frequency `k` = (x', y', z'), given in the image frame, was measured (spec §3.3 step 3,
@@ -164,34 +173,90 @@ public struct MissingRegion: Sendable, Equatable {
     private static func fill(into out: UnsafeMutableBufferPointer<Float>, dim d: Int,
                              resolution: ResolutionMasks, rotation a: Matrix3, region: MissingRegion?) {
         precondition(resolution.dim == d, "resolution masks built for d = \(resolution.dim), asked for d = \(d)")
+        precondition(out.count == d * d * (d / 2 + 1), "mask buffer must hold d·d·(d/2+1) floats")
+        guard let region else {
+            _ = resolution.binary.withUnsafeBufferPointer { out.initialize(from: $0) }
+            return
+        }
+        // One specialised loop per region kind (the kind test is hoisted out of the voxel loop).
+        switch region.kind {
+        case .wedgeY:
+            fillRows(out, resolution, d, a, WedgeTest(useY: false, tg0: region.tg0Y, tgF: region.tgFY))
+        case .wedgeX:
+            fillRows(out, resolution, d, a, WedgeTest(useY: true, tg0: region.tg0X, tgF: region.tgFX))
+        case .pyramid:
+            fillRows(out, resolution, d, a, PyramidTest(tg0Y: region.tg0Y, tgFY: region.tgFY,
+                                                        tg0X: region.tg0X, tgFX: region.tgFX))
+        case .cone:
+            fillRows(out, resolution, d, a, ConeTest(tg: region.tgCone))
+        }
+    }
+
+    /// out[κ] = binary(κ) · measured(Aᵀκ) over the half-complex grid. Aᵀκ = κx·(row 0 of A) + κy·(row 1)
+    /// + κz·(row 2), accumulated per row so the inner loop is a few multiply-adds and the test.
+    @inline(__always)
+    private static func fillRows<T: RegionTest>(_ out: UnsafeMutableBufferPointer<Float>,
+                                                _ resolution: ResolutionMasks, _ d: Int,
+                                                _ a: Matrix3, _ test: T) {
         let hx = d / 2 + 1
-        precondition(out.count == d * d * hx, "mask buffer must hold d·d·(d/2+1) floats")
-        resolution.binary.withUnsafeBufferPointer { bin in
-            guard let region else {
-                _ = out.initialize(from: bin)
-                return
-            }
-            // Aᵀκ = κx·(row 0 of A) + κy·(row 1) + κz·(row 2): the columns of Aᵀ are the rows of A.
-            let r0 = SIMD3(a[0, 0], a[0, 1], a[0, 2])
-            let r1 = SIMD3(a[1, 0], a[1, 1], a[1, 2])
-            let r2 = SIMD3(a[2, 0], a[2, 1], a[2, 2])
-            for z in 0..<d {
-                let kz = Double(FourierVolume.frequency(z, d))
-                for y in 0..<d {
-                    let ky = Double(FourierVolume.frequency(y, d))
-                    let base = ky * r1 + kz * r2
-                    let row = (z * d + y) * hx
-                    for x in 0..<hx {
-                        let i = row + x
-                        if bin[i] == 0 {
-                            out[i] = 0
-                            continue
+        let a00 = a[0, 0], a01 = a[0, 1], a02 = a[0, 2]
+        let a10 = a[1, 0], a11 = a[1, 1], a12 = a[1, 2]
+        let a20 = a[2, 0], a21 = a[2, 1], a22 = a[2, 2]
+        // Zero everything, then visit only the voxels inside the resolution sphere (binary = 1 there).
+        out.update(repeating: 0)
+        resolution.rowStart.withUnsafeBufferPointer { starts in
+            resolution.rowEnd.withUnsafeBufferPointer { ends in
+                for z in 0..<d {
+                    let kz = Double(FourierVolume.frequency(z, d))
+                    for y in 0..<d {
+                        let r = z * d + y
+                        let x0 = Int(starts[r]), x1 = Int(ends[r])
+                        if x0 >= x1 { continue }
+                        let ky = Double(FourierVolume.frequency(y, d))
+                        let bx = ky * a10 + kz * a20
+                        let by = ky * a11 + kz * a21
+                        let bz = ky * a12 + kz * a22
+                        let row = r * hx
+                        for x in x0..<x1 {
+                            let kx = Double(x)
+                            let measured = test.measured(bx + kx * a00, by + kx * a01, bz + kx * a02)
+                            out[row + x] = measured ? 1 : 0
                         }
-                        let k = base + Double(x) * r0
-                        out[i] = region.isMeasured(x: k.x, y: k.y, z: k.z) ? 1 : 0
                     }
                 }
             }
         }
+    }
+}
+
+/// The measured-region test of one region kind, specialised so the voxel loop has no kind switch.
+private protocol RegionTest {
+    func measured(_ x: Double, _ y: Double, _ z: Double) -> Bool
+}
+
+private struct WedgeTest: RegionTest {
+    let useY: Bool
+    let tg0: Double
+    let tgF: Double
+    @inline(__always)
+    func measured(_ x: Double, _ y: Double, _ z: Double) -> Bool {
+        MissingRegion.wedgeTest(useY ? y : x, z, tg0, tgF)
+    }
+}
+
+private struct PyramidTest: RegionTest {
+    let tg0Y: Double, tgFY: Double, tg0X: Double, tgFX: Double
+    @inline(__always)
+    func measured(_ x: Double, _ y: Double, _ z: Double) -> Bool {
+        MissingRegion.wedgeTest(x, z, tg0Y, tgFY) || MissingRegion.wedgeTest(y, z, tg0X, tgFX)
+    }
+}
+
+private struct ConeTest: RegionTest {
+    let tg: Double
+    @inline(__always)
+    func measured(_ x: Double, _ y: Double, _ z: Double) -> Bool {
+        let l = tg * z
+        return x * x + y * y >= l * l
     }
 }

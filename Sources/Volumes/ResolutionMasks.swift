@@ -26,6 +26,10 @@ public struct ResolutionMasks: Sendable, Equatable {
     public let rMaxres: Int
     public let soft: [Float]
     public let binary: [Float]
+    /// For each half-complex row (z, y), the x range [start, end) where `binary` = 1 (a sphere minus
+    /// the DC term is contiguous along x). Lets mask builders skip the zeros outside the sphere.
+    let rowStart: [Int32]
+    let rowEnd: [Int32]
 
     public init(dim: Int, maxres: Double) {
         precondition(dim > 0, "ResolutionMasks needs a positive box size")
@@ -58,6 +62,17 @@ public struct ResolutionMasks: Sendable, Equatable {
         }
         self.soft = soft
         self.binary = binary
+        var starts = [Int32](repeating: 0, count: dim * dim)
+        var ends = [Int32](repeating: 0, count: dim * dim)
+        for r in 0..<(dim * dim) {
+            let row = binary[(r * hx)..<((r + 1) * hx)]
+            guard let first = row.firstIndex(of: 1), let last = row.lastIndex(of: 1) else { continue }
+            precondition(row[first...last].allSatisfy { $0 == 1 }, "resolution mask row not contiguous")
+            starts[r] = Int32(first - r * hx)
+            ends[r] = Int32(last - r * hx + 1)
+        }
+        rowStart = starts
+        rowEnd = ends
     }
 
     /// Number of half-complex elements, d·d·(d/2+1).

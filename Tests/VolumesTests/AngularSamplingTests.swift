@@ -14,6 +14,19 @@ import Volumes
         #expect(s.asymmetricUnitCount == t.1)  // c1: pruning removes nothing
     }
 
+    /// Fine grids are cheap: entries are computed on access.
+    @Test func fineGridIsLazy() throws {
+        let s = try AngularSampling(angularStep: 2)
+        #expect(s.directions.count == 10 * 32 * 32 + 2)
+        #expect(s.count == s.directions.count * 180)
+        let last = s.orientations[s.count - 1]
+        #expect(last.direction == s.directions.count - 1)
+        #expect(abs(last.angles.psi - (358 + 2.75)) < 1e-9)
+        #expect(s.perturbation == nil)
+        let p = EulerAngles(rot: 1, tilt: 2, psi: 3).matrix
+        #expect(s.perturbed(by: p).perturbation == p)
+    }
+
     @Test func gridPointsAreUnitAndDistinct() {
         let pts = IcosahedralGrid.points(subdivisions: 5)
         #expect(pts.count == 162)

@@ -84,6 +84,31 @@ import Volumes
         }
     }
 
+    /// A smaller maxRadius zeroes exactly the voxels beyond it and leaves the others as with the full radius.
+    @Test func maxRadiusCutsOff() {
+        let d = 32
+        let v = GaussianPhantom.random(dim: d, seed: 21).volume(dim: d)
+        let rot = FourierRotator(reference: v)
+        let a = EulerAngles(rot: 12, tilt: 66, psi: 140).matrix
+        let full = rotateToFourierVolume(rot, a, maxRadius: Double(d) / 2)
+        let cut = rotateToFourierVolume(rot, a, maxRadius: 7.5)
+        var wrong = 0
+        for z in 0..<d {
+            let kz = FourierVolume.frequency(z, d)
+            for y in 0..<d {
+                let ky = FourierVolume.frequency(y, d)
+                for x in 0..<(d / 2 + 1) {
+                    let inside = Double(x * x + ky * ky + kz * kz) <= 7.5 * 7.5
+                    if cut[x, y, z] != (inside ? full[x, y, z] : .zero) { wrong += 1 }
+                }
+            }
+        }
+        #expect(wrong == 0)
+        // Non-finite input gives zeros rather than a crash.
+        let nan = rotateToFourierVolume(rot, a, maxRadius: .nan)
+        #expect(nan.data.allSatisfy { $0 == .zero })
+    }
+
     /// Many threads rotating concurrently give the same bits as one thread.
     @Test func concurrentCallsAgree() async {
         let d = 16

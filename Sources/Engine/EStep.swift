@@ -1,0 +1,520 @@
+import Foundation
+import Numerics
+import Volumes
+
+/// What one E-step produces on one process: partial sums (to be reduced across processes) and the
+/// per-image results of the local images (in the order of the `particles` argument).
+public struct EStepOutput: Sendable {
+    public var sums: Sums
+    public var results: [ParticleResult]
+    /// (image, orientation, class) triples evaluated, and how many of them were significant.
+    public var triples: Int
+    public var significantTriples: Int
+}
+
+/// The maximum-likelihood E-step (spec §6), restructured for speed with the same target.
+///
+/// Orientation-major: for every orientation a and class k the reference is rotated once, in Fourier
+/// space (`FourierRotator`), and shared by every image visiting a. Per (image, a, k) one product and
+/// one inverse FFT give the correlation C(s) for all cyclic shifts; the log-weight of each shift is
+///   ℓ(s) = ln α_k − ln n_i + ln P_φ(s) − D(s)/σ²,  D(s) = ½(A2 + Ξ²) − C(s),
+/// with A2 = ‖M_I^m ⊙ R̂‖² from Parseval on the half grid. Pass 1 keeps, per triple, max ℓ, the exact
+/// log-sum-exp and the posterior means of D and |s|² (no trymindiff/redo machinery, no overflow).
+/// Per image the log of Σ weights and the significance of every triple relative to the image's final
+/// maximum weight follow (independent of loop order). Pass 2 recomputes C for the significant triples
+/// only, forms the weighted image Σ_s w(s)·X̃(r + s) in Fourier space, sums it per (a, k, half-set)
+/// over images, and once per orientation moves the sum into the reference frame (real-space rotation
+/// by A_a, as the original) and adds the exactly rotated region masks to the wedge sums.
+///
+/// Threads: orientations are cut into fixed blocks that go to a fixed number of accumulation slots
+/// (`slotCount`); each slot works sequentially in ascending orientation order and slot outputs are
+/// merged in slot order, so results are identical for any thread count.
+public enum EStep {
+    /// Number of accumulation slots (independent of the thread count, see above).
+    public static let slotCount = 8
+    /// Significance threshold of a triple's maximum weight relative to the image's maximum weight.
+    public static let significance = 1e-8
+
+    struct Candidate {
+        var image: Int32
+        var orientation: Int32
+        var klass: Int32
+        var bestShift: Int32
+        var maxLog: Double
+        var logSum: Double
+        var meanD: Double
+        var meanS2: Double
+    }
+
+    /// One pass-2 job: add image `image`'s posterior (or a delta weight) for class `klass`.
+    struct WeightJob {
+        var image: Int32
+        var klass: Int32
+        /// Subtract from ℓ(s) to get the normalised weight (ln Σ weights of the image).
+        var logNorm: Double
+        /// ≥ 0: hard assignment with weight 1 at this window position (maxCC / only_average).
+        var deltaShift: Int32
+    }
+
+    /// Per-iteration tables shared read-only by all slots.
+    struct Tables: @unchecked Sendable {
+        let setup: RefinementSetup
+        let model: Model
+        let particles: [Particle]
+        let plan: SearchPlan
+        let window: ShiftWindow
+        let rotators: [FourierRotator?]
+        let logAlpha: [Double]
+        let sigma2: Double
+        let blockSize: Int
+
+        func slot(of a: Int) -> Int { (a / blockSize) % EStep.slotCount }
+        func orientations(ofSlot s: Int) -> [Int] {
+            (0 ..< plan.count).filter { slot(of: $0) == s }
+        }
+    }
+
+    /// Runs the E-step over the local `particles`.
+    /// - Parameters:
+    ///   - previous: the previous iteration's results for the same particles (centre of local searches).
+    ///   - iteration: the iteration number (keys the grid perturbation).
+    public static func run(setup: RefinementSetup, model: Model, particles: [Particle],
+                           previous: [ParticleResult]?, iteration: Int) throws -> EStepOutput {
+        let d = setup.dim
+        let k = model.classCount
+        guard k >= 1, model.references.allSatisfy({ $0.nx == d && $0.isCubic }) else {
+            throw EngineError("the model's references must be \(d)³ (working box)")
+        }
+        let o = setup.options
+        let plan = SearchPlan.make(setup: setup, particles: particles, previous: previous, iteration: iteration)
+        // maxCC searches every shift of the box (spec §7), ML the σ_offset window (§6.2).
+        let window = o.maxCC
+            ? ShiftWindow.make(dim: d, sigmaOffset: Double(d), limitTrans: -1, onlyZero: o.dontAlign || o.onlyAverage)
+            : ShiftWindow.make(dim: d, sigmaOffset: model.sigmaOffset, limitTrans: o.limitTrans,
+                               onlyZero: o.dontAlign || o.onlyAverage)
+        let rotators: [FourierRotator?] = o.onlyAverage ? [FourierRotator?](repeating: nil, count: k)
+            : model.references.enumerated().map { (c, ref) in
+                model.fractions[c] > 0 ? FourierRotator(reference: ref, padding: o.rotationPadding) : nil
+            }
+        let sigma2 = model.sigmaNoise * model.sigmaNoise
+        guard sigma2 > 0 || !o.usesMaximumLikelihood else {
+            throw EngineError("the noise σ is zero; use a positive --noise or do not fix it at 0")
+        }
+        let tables = Tables(setup: setup, model: model, particles: particles, plan: plan, window: window,
+                            rotators: rotators,
+                            logAlpha: model.fractions.map { $0 > 0 ? Foundation.log($0) : -Double.infinity },
+                            sigma2: sigma2,
+                            blockSize: max(1, plan.count / (slotCount * 4)))
+
+        // Pass 1 (ML) or maxCC search: candidates per slot.
+        var jobsByOrientation = [[WeightJob]](repeating: [], count: plan.count)
+        var results = [ParticleResult]()
+        var sums = Sums(dim: d, classCount: k)
+        var triples = 0
+        var significant = 0
+        if o.onlyAverage {
+            for (i, p) in particles.enumerated() {
+                let c = p.inputClass ?? 0
+                jobsByOrientation[i].append(WeightJob(image: Int32(i), klass: Int32(c), logNorm: 0,
+                                                      deltaShift: Int32(window.zeroPosition)))
+                results.append(ParticleResult(globalIndex: p.globalIndex, angles: p.inputAngles, shift: p.inputShift,
+                                              classNumber: c + 1, logLikelihood: 0, maxProbability: 1,
+                                              regionNumber: p.regionNumber, halfSet: p.halfSet))
+                sums.classWeights[c] += 1
+                sums.maxProbabilitySum += 1
+                sums.imageCount += 1
+            }
+            significant = particles.count
+        } else {
+            let boxes = (0 ..< slotCount).map { _ in SlotBox<([Candidate], Int)>(([], 0)) }
+            let maxCC = o.maxCC
+            forEachSlot(slotCount, threads: o.threads) { s in
+                boxes[s].value = maxCC ? searchMaxCC(tables, slot: s) : searchML(tables, slot: s)
+            }
+            var perImage = [[Candidate]](repeating: [], count: particles.count)
+            for b in boxes {
+                triples += b.value.1
+                for c in b.value.0 { perImage[Int(c.image)].append(c) }
+            }
+            for i in particles.indices {
+                let p = particles[i]
+                let cands = perImage[i].sorted { ($0.orientation, $0.klass) < ($1.orientation, $1.klass) }
+                guard let best = cands.max(by: { $0.maxLog < $1.maxLog || ($0.maxLog == $1.maxLog && ($0.orientation, $0.klass) > ($1.orientation, $1.klass)) }) else {
+                    // Nothing visited (no live class): keep the input values, contribute nothing.
+                    results.append(ParticleResult(globalIndex: p.globalIndex, angles: previous?[i].angles ?? p.inputAngles,
+                                                  shift: previous?[i].shift ?? p.inputShift,
+                                                  classNumber: (p.inputClass ?? 0) + 1, logLikelihood: 0,
+                                                  maxProbability: 0, regionNumber: p.regionNumber, halfSet: p.halfSet))
+                    continue
+                }
+                let bestShift = o.dontAlign ? p.inputShift
+                    : -SIMD3<Double>(window.shifts[Int(best.bestShift)]) / setup.scaleFactor
+                if maxCC {
+                    // Hard assignment to the best (a, k, s) (spec §7); CC* is reported as max probability.
+                    jobsByOrientation[Int(best.orientation)].append(
+                        WeightJob(image: Int32(i), klass: best.klass, logNorm: 0, deltaShift: best.bestShift))
+                    sums.classWeights[Int(best.klass)] += 1
+                    sums.maxProbabilitySum += best.maxLog
+                    sums.imageCount += 1
+                    significant += 1
+                    results.append(ParticleResult(globalIndex: p.globalIndex, angles: plan.angles[Int(best.orientation)],
+                                                  shift: bestShift, classNumber: Int(best.klass) + 1,
+                                                  logLikelihood: 0, maxProbability: best.maxLog,
+                                                  regionNumber: p.regionNumber, halfSet: p.halfSet))
+                    continue
+                }
+                let threshold = best.maxLog + Foundation.log(significance)
+                let sig = cands.filter { $0.maxLog > threshold || ($0.orientation == best.orientation && $0.klass == best.klass) }
+                let top = sig.map(\.logSum).max()!
+                var total = 0.0
+                for c in sig { total += Foundation.exp(c.logSum - top) }
+                let logNorm = top + Foundation.log(total)
+                var sumD = 0.0, sumS2 = 0.0
+                for c in sig {
+                    let w = Foundation.exp(c.logSum - logNorm)
+                    sums.classWeights[Int(c.klass)] += w
+                    sumD += w * c.meanD
+                    sumS2 += w * c.meanS2
+                    jobsByOrientation[Int(c.orientation)].append(
+                        WeightJob(image: Int32(i), klass: c.klass, logNorm: logNorm, deltaShift: -1))
+                }
+                significant += sig.count
+                let nObs = Double(setup.observedCounts[p.region])
+                let ll = logNorm - nObs * Foundation.log((2 * Double.pi).squareRoot() * model.sigmaNoise)
+                let pMax = Foundation.exp(best.maxLog - logNorm)
+                sums.sigmaNoiseSum += 2 * sumD
+                sums.sigmaOffsetSum += sumS2
+                sums.maxProbabilitySum += pMax
+                sums.logLikelihood += ll
+                sums.imageCount += 1
+                results.append(ParticleResult(globalIndex: p.globalIndex, angles: plan.angles[Int(best.orientation)],
+                                              shift: bestShift, classNumber: Int(best.klass) + 1,
+                                              logLikelihood: ll, maxProbability: pMax,
+                                              regionNumber: p.regionNumber, halfSet: p.halfSet))
+            }
+        }
+
+        // Pass 2: weighted sums, per slot, merged in slot order.
+        let jobs = jobsByOrientation
+        let sumBoxes = (0 ..< slotCount).map { _ in SlotBox<Sums?>(nil) }
+        forEachSlot(slotCount, threads: o.threads) { s in
+            sumBoxes[s].value = accumulate(tables, jobs: jobs, slot: s)
+        }
+        for b in sumBoxes {
+            if let part = b.value { sums.add(imagesAndWedgesOf: part) }
+        }
+        return EStepOutput(sums: sums, results: results, triples: triples, significantTriples: significant)
+    }
+
+    // MARK: - Pass 1 (ML)
+
+    /// Scratch buffers of one slot.
+    final class Workspace {
+        let d: Int
+        let nh: Int
+        let plan: FFTPlan
+        let rotated: [AlignedBuffer<Complex<Float>>]
+        let product: AlignedBuffer<Complex<Float>>
+        let corr: AlignedBuffer<Float>
+        init(dim d: Int, classes: Int) {
+            self.d = d
+            nh = d * d * (d / 2 + 1)
+            plan = FFTPlan.shared(dim: d)
+            rotated = (0 ..< classes).map { _ in AlignedBuffer<Complex<Float>>(count: d * d * (d / 2 + 1)) }
+            product = AlignedBuffer<Complex<Float>>(count: nh)
+            corr = AlignedBuffer<Float>(count: d * d * d)
+        }
+
+        /// corr := IFFTu(F_X ⊙ conj(R̂_k)), i.e. C(s)/V at physical index s.
+        @inline(__always)
+        func correlate(_ spectrum: UnsafePointer<Complex<Float>>, klass: Int) {
+            let r = UnsafeRawPointer(rotated[klass].pointer).assumingMemoryBound(to: Float.self)
+            let x = UnsafeRawPointer(spectrum).assumingMemoryBound(to: Float.self)
+            let out = UnsafeMutableRawPointer(product.pointer).assumingMemoryBound(to: Float.self)
+            for j in 0 ..< nh {
+                let xr = x[2 * j], xi = x[2 * j + 1]
+                let rr = r[2 * j], ri = r[2 * j + 1]
+                out[2 * j] = xr * rr + xi * ri
+                out[2 * j + 1] = xi * rr - xr * ri
+            }
+            plan.inverseDestroyingInput(product.pointer, corr.pointer)
+        }
+
+        /// V·Σ_half w·|R̂_k|² for the Parseval weights `w` of one region.
+        func a2(klass: Int, weights: [Float]) -> Double {
+            let r = UnsafeRawPointer(rotated[klass].pointer).assumingMemoryBound(to: Float.self)
+            var acc = 0.0
+            weights.withUnsafeBufferPointer { w in
+                var partial: Float = 0
+                for j in 0 ..< nh {
+                    let re = r[2 * j], im = r[2 * j + 1]
+                    partial += w[j] * (re * re + im * im)
+                    if j & 1023 == 1023 {
+                        acc += Double(partial)
+                        partial = 0
+                    }
+                }
+                acc += Double(partial)
+            }
+            return acc * Double(d * d * d)
+        }
+    }
+
+    /// Rotates every live class for orientation `a` into the workspace.
+    static func rotateReferences(_ t: Tables, _ ws: Workspace, orientation a: Int, classes: [Int]) {
+        let radius = Double(t.setup.resolution.rMaxres)
+        for c in classes {
+            t.rotators[c]?.rotate(t.plan.matrices[a], maxRadius: radius, into: ws.rotated[c].pointer)
+        }
+    }
+
+    static func searchML(_ t: Tables, slot s: Int) -> ([Candidate], Int) {
+        let d = t.setup.dim
+        let k = t.model.classCount
+        let ws = Workspace(dim: d, classes: k)
+        let vol = Double(d * d * d)
+        let live = (0 ..< k).filter { t.rotators[$0] != nil && t.logAlpha[$0] > -Double.infinity }
+        let regionCount = t.setup.regionCount
+        var runningMax = [Double](repeating: -Double.infinity, count: t.particles.count)
+        var out: [Candidate] = []
+        var count = 0
+        let logSig = Foundation.log(significance)
+        let scale = vol / t.sigma2
+        let w = t.window
+        let everyone = (0 ..< t.particles.count).map { Int32($0) }
+        var a2 = [Double](repeating: 0, count: k * regionCount)
+        var a2Done = [Bool](repeating: false, count: k * regionCount)
+        w.index.withUnsafeBufferPointer { idx in
+        w.logPrior.withUnsafeBufferPointer { lnP in
+            for a in t.orientations(ofSlot: s) {
+                let vis = t.plan.visitors?[a] ?? everyone
+                if vis.isEmpty { continue }
+                rotateReferences(t, ws, orientation: a, classes: live)
+                for j in a2Done.indices { a2Done[j] = false }
+                for iv in vis {
+                    let i = Int(iv)
+                    let p = t.particles[i]
+                    let lnN = Foundation.log(Double(t.plan.visitCount[i]))
+                    for c in live {
+                        let key = c * regionCount + p.region
+                        if !a2Done[key] {
+                            a2[key] = ws.a2(klass: c, weights: t.setup.parsevalWeights[p.region])
+                            a2Done[key] = true
+                        }
+                        p.spectrum.withUnsafeBufferPointer { ws.correlate($0.baseAddress!, klass: c) }
+                        count += 1
+                        let half = 0.5 * (a2[key] + p.xi2)
+                        let cst = t.logAlpha[c] - lnN - half / t.sigma2
+                        let corr = ws.corr.pointer
+                        var maxT = -Double.infinity
+                        var arg = 0
+                        for j in 0 ..< idx.count {
+                            let tj = lnP[j] + scale * Double(corr[Int(idx[j])])
+                            if tj > maxT { maxT = tj; arg = j }
+                        }
+                        let maxLog = cst + maxT
+                        if maxLog < runningMax[i] + logSig { continue }
+                        if maxLog > runningMax[i] { runningMax[i] = maxLog }
+                        var sumE = 0.0, sumED = 0.0, sumES2 = 0.0
+                        for j in 0 ..< idx.count {
+                            let cj = Double(corr[Int(idx[j])])
+                            let u = lnP[j] + scale * cj - maxT
+                            if u < -50 { continue }
+                            let e = Foundation.exp(u)
+                            sumE += e
+                            sumED += e * (half - vol * cj)
+                            sumES2 += e * w.radius2[j]
+                        }
+                        out.append(Candidate(image: iv, orientation: Int32(a), klass: Int32(c), bestShift: Int32(arg),
+                                             maxLog: maxLog, logSum: maxLog + Foundation.log(sumE),
+                                             meanD: sumED / sumE, meanS2: sumES2 / sumE))
+                    }
+                }
+            }
+        }
+        }
+        return (out, count)
+    }
+
+    // MARK: - maxCC search (spec §7)
+
+    /// Constrained cross-correlation: per triple the maximum over shifts of
+    /// CC(s) = ⟨X̃, T_s R̃⟩ / (V σ_X σ_R), R̃ the reference filtered by the image's own region.
+    /// Returned candidates carry CC in `maxLog`; only each image's best triple per slot is kept.
+    static func searchMaxCC(_ t: Tables, slot s: Int) -> ([Candidate], Int) {
+        let d = t.setup.dim
+        let k = t.model.classCount
+        let ws = Workspace(dim: d, classes: k)
+        let vol = Double(d * d * d)
+        let live = (0 ..< k).filter { t.rotators[$0] != nil }
+        var best = [Candidate?](repeating: nil, count: t.particles.count)
+        var count = 0
+        let regionCount = t.setup.regionCount
+        // σ of X̃ (zero mean, DC removed by the mask): ‖X̃‖²/V.
+        let sigmaX = t.particles.map { ($0.xi2 / vol).squareRoot() }
+        let everyone = (0 ..< t.particles.count).map { Int32($0) }
+        var a2 = [Double](repeating: 0, count: k * regionCount)
+        var a2Done = [Bool](repeating: false, count: k * regionCount)
+        let w = t.window
+        for a in t.orientations(ofSlot: s) {
+            let vis = t.plan.visitors?[a] ?? everyone
+            if vis.isEmpty { continue }
+            rotateReferences(t, ws, orientation: a, classes: live)
+            for j in a2Done.indices { a2Done[j] = false }
+            for iv in vis {
+                let i = Int(iv)
+                let p = t.particles[i]
+                for c in live {
+                    let key = c * regionCount + p.region
+                    if !a2Done[key] {
+                        a2[key] = ws.a2(klass: c, weights: t.setup.parsevalWeights[p.region])
+                        a2Done[key] = true
+                    }
+                    p.spectrum.withUnsafeBufferPointer { ws.correlate($0.baseAddress!, klass: c) }
+                    count += 1
+                    let sigmaR = (a2[key] / vol).squareRoot()
+                    let norm = sigmaX[i] * sigmaR
+                    guard norm > 0 else { continue }
+                    // Every shift of the box (spec §7: no σ window, no limit_trans) unless dont_align.
+                    var maxC = -Double.infinity
+                    var arg = 0
+                    let corr = ws.corr.pointer
+                    for j in 0 ..< w.count {
+                        let v = Double(corr[Int(w.index[j])])
+                        if v > maxC { maxC = v; arg = j }
+                    }
+                    let cc = maxC / norm
+                    if best[i] == nil || cc > best[i]!.maxLog {
+                        best[i] = Candidate(image: iv, orientation: Int32(a), klass: Int32(c), bestShift: Int32(arg),
+                                            maxLog: cc, logSum: cc, meanD: 0, meanS2: 0)
+                    }
+                }
+            }
+        }
+        return (best.compactMap { $0 }, count)
+    }
+
+    // MARK: - Pass 2
+
+    static func accumulate(_ t: Tables, jobs: [[WeightJob]], slot s: Int) -> Sums? {
+        let d = t.setup.dim
+        let k = t.model.classCount
+        let nh = d * d * (d / 2 + 1)
+        let vol = d * d * d
+        let regionCount = t.setup.regionCount
+        let orientations = t.orientations(ofSlot: s).filter { !jobs[$0].isEmpty }
+        if orientations.isEmpty { return nil }
+        let ws = Workspace(dim: d, classes: k)
+        var sums = Sums(dim: d, classCount: k)
+        // Image-frame accumulators per (half, class), complex as interleaved Double.
+        var accum = [[Double]](repeating: [Double](repeating: 0, count: 2 * nh), count: 2 * k)
+        var used = [Bool](repeating: false, count: 2 * k)
+        var regionWeight = [Double](repeating: 0, count: 2 * k * regionCount)
+        let weights = AlignedBuffer<Float>(count: vol)
+        let weightSpectrum = AlignedBuffer<Complex<Float>>(count: nh)
+        let back = AlignedBuffer<Complex<Float>>(count: nh)
+        let image = AlignedBuffer<Float>(count: vol)
+        var maskBuffer = [Float](repeating: 0, count: nh)
+        let w = t.window
+        let scale = Double(vol) / max(t.sigma2, .leastNormalMagnitude)
+        let lnNByImage = t.plan.visitCount.map { Foundation.log(Double($0)) }
+
+        for a in orientations {
+            let classes = Array(Set(jobs[a].map { Int($0.klass) })).sorted()
+            if jobs[a].contains(where: { $0.deltaShift < 0 }) {
+                rotateReferences(t, ws, orientation: a, classes: classes.filter { t.rotators[$0] != nil })
+            }
+            for job in jobs[a] {
+                let i = Int(job.image)
+                let c = Int(job.klass)
+                let p = t.particles[i]
+                var total = 0.0
+                if job.deltaShift >= 0 {
+                    weights[Int(w.index[Int(job.deltaShift)])] = 1
+                    total = 1
+                } else {
+                    p.spectrum.withUnsafeBufferPointer { ws.correlate($0.baseAddress!, klass: c) }
+                    let a2 = ws.a2(klass: c, weights: t.setup.parsevalWeights[p.region])
+                    let cst = t.logAlpha[c] - lnNByImage[i] - 0.5 * (a2 + p.xi2) / t.sigma2 - job.logNorm
+                    let corr = ws.corr.pointer
+                    for j in 0 ..< w.count {
+                        let u = cst + w.logPrior[j] + scale * Double(corr[Int(w.index[j])])
+                        if u < -50 { continue }
+                        let e = Foundation.exp(u)
+                        weights[Int(w.index[j])] = Float(e)
+                        total += e
+                    }
+                }
+                // Σ_s w(s)·X̃(r + s) ⇔ F_X ⊙ conj(FFTu(w)).
+                ws.plan.forwardUnnormalised(weights.pointer, weightSpectrum.pointer)
+                for j in 0 ..< w.count { weights[Int(w.index[j])] = 0 }
+                let slotIndex = p.halfSet * k + c
+                used[slotIndex] = true
+                regionWeight[slotIndex * regionCount + p.region] += total
+                accum[slotIndex].withUnsafeMutableBufferPointer { acc in
+                    p.spectrum.withUnsafeBufferPointer { xs in
+                        let x = UnsafeRawPointer(xs.baseAddress!).assumingMemoryBound(to: Float.self)
+                        let g = UnsafeRawPointer(weightSpectrum.pointer).assumingMemoryBound(to: Float.self)
+                        for j in 0 ..< nh {
+                            let xr = x[2 * j], xi = x[2 * j + 1]
+                            let gr = g[2 * j], gi = g[2 * j + 1]
+                            acc[2 * j] += Double(xr * gr + xi * gi)
+                            acc[2 * j + 1] += Double(xi * gr - xr * gi)
+                        }
+                    }
+                }
+            }
+            // Move each (half, class) sum of this orientation into the reference frame.
+            let rotation = t.plan.matrices[a]
+            for slotIndex in 0 ..< 2 * k where used[slotIndex] {
+                accum[slotIndex].withUnsafeMutableBufferPointer { acc in
+                    let b = UnsafeMutableRawPointer(back.pointer).assumingMemoryBound(to: Float.self)
+                    for j in 0 ..< 2 * nh {
+                        b[j] = Float(acc[j])
+                        acc[j] = 0
+                    }
+                }
+                ws.plan.inverseDestroyingInput(back.pointer, image.pointer)
+                var y = Volume(nx: d, ny: d, nz: d, data: image.toArray())
+                y.maskSphericalAverageOutside()
+                let r = y.rotated(by: rotation, outside: y.cornerValue)
+                sums.imageSums[slotIndex].withUnsafeMutableBufferPointer { dst in
+                    r.data.withUnsafeBufferPointer { src in
+                        for j in 0 ..< vol { dst[j] += Double(src[j]) }
+                    }
+                }
+                for m in 0 ..< regionCount {
+                    let c = regionWeight[slotIndex * regionCount + m]
+                    if c == 0 { continue }
+                    regionWeight[slotIndex * regionCount + m] = 0
+                    maskBuffer.withUnsafeMutableBufferPointer {
+                        t.setup.fillReferenceFrameMask(region: m, rotation: rotation, into: $0)
+                    }
+                    sums.wedgeSums[slotIndex].withUnsafeMutableBufferPointer { dst in
+                        for j in 0 ..< nh where maskBuffer[j] != 0 { dst[j] += c * Double(maskBuffer[j]) }
+                    }
+                }
+                used[slotIndex] = false
+            }
+        }
+        return sums
+    }
+}
+
+extension Sums {
+    /// Adds only the image and wedge sums of `other` (the pass-2 slot outputs carry nothing else).
+    mutating func add(imagesAndWedgesOf other: Sums) {
+        for i in imageSums.indices {
+            imageSums[i].withUnsafeMutableBufferPointer { a in
+                other.imageSums[i].withUnsafeBufferPointer { b in
+                    for j in 0 ..< a.count { a[j] += b[j] }
+                }
+            }
+            wedgeSums[i].withUnsafeMutableBufferPointer { a in
+                other.wedgeSums[i].withUnsafeBufferPointer { b in
+                    for j in 0 ..< a.count { a[j] += b[j] }
+                }
+            }
+        }
+    }
+}

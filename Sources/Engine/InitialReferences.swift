@@ -1,0 +1,139 @@
+import Foundation
+import Numerics
+import Volumes
+
+/// Starting references: generated from random subsets (`--nref`, spec §4.6 with §14.23 fixed) or
+/// prepared from given volumes (`--ref`, spec §4.5).
+public struct InitialReferences: Sendable {
+    /// K references, working box.
+    public var references: [Volume]
+    /// Merged wedge sums per class (half-complex, d²(d/2+1)); zeros without missing data or for `--ref`.
+    public var wedgeSums: [[Double]]
+    /// FSC = 0.5 resolution per class from the two half-sets (0 for `--ref`).
+    public var resolutions: [Double]
+
+    /// Stream tags separating the draws of the generation from other uses of the seed.
+    public static let partitionStream: UInt64 = 0x5041_5254_4954_494F  // "PARTITIO"
+    public static let orientationStream: UInt64 = 0x494E_4954_4F52_4945  // "INITORIE"
+
+    /// The subset (0-based class) of every global image: a uniformly random partition into K subsets
+    /// whose sizes differ by at most one, identical on every process (keyed by the seed only).
+    public static func partition(totalImages n: Int, classes k: Int, seed: UInt64) -> [Int] {
+        var rng = SeededRandom(seed: seed, streams: partitionStream, UInt64(n), UInt64(k))
+        var order = Array(0 ..< n)
+        if n > 1 {
+            for i in stride(from: n - 1, to: 0, by: -1) {
+                let j = rng.nextInt(below: i + 1)
+                order.swapAt(i, j)
+            }
+        }
+        var subset = [Int](repeating: 0, count: n)
+        for (position, image) in order.enumerated() { subset[image] = position * k / max(n, 1) }
+        return subset
+    }
+
+    /// A uniformly random rotation for image `globalIndex` (rot = 360U, tilt = acos(2U − 1), psi = 360U).
+    public static func randomOrientation(seed: UInt64, globalIndex: Int) -> EulerAngles {
+        var rng = SeededRandom(seed: seed, streams: orientationStream, UInt64(globalIndex))
+        let rot = 360 * rng.nextUniform()
+        let tilt = Foundation.acos(2 * rng.nextUniform() - 1) * 180 / Double.pi
+        let psi = 360 * rng.nextUniform()
+        return EulerAngles(rot: rot, tilt: tilt, psi: psi)
+    }
+
+    /// Spec §4.6: every process sums its own images into 2 half-sets × K subsets (image rotated by
+    /// its random or input orientation, wedge masks rotated alike), one reduction sums across
+    /// processes, then per class: FSC, merge, division by the wedge sums (or the subset size without
+    /// missing data) and post-processing.
+    /// - Parameter totalImages: N over all processes (the partition is drawn over global indices).
+    public static func generate(particles: [Particle], totalImages: Int, setup: RefinementSetup,
+                                reducer: any Reducer) throws -> InitialReferences {
+        let o = setup.options
+        let k = o.nref
+        let d = setup.dim
+        let vol = d * d * d
+        let nh = d * d * (d / 2 + 1)
+        guard totalImages >= k else {
+            throw EngineError("--nref \(k) needs at least \(k) images, got \(totalImages)")
+        }
+        let subset = partition(totalImages: totalImages, classes: k, seed: o.seed)
+        var sums = Sums(dim: d, classCount: k)
+        var mask = [Float](repeating: 0, count: nh)
+        for p in particles {
+            guard p.globalIndex >= 0 && p.globalIndex < totalImages else {
+                throw EngineError("image index \(p.globalIndex) is outside 0..<\(totalImages)")
+            }
+            let c = subset[p.globalIndex]
+            let useInput = o.keepAngles || o.dontAlign || o.dontRotate || o.onlyAverage
+            let angles = useInput ? p.inputAngles : randomOrientation(seed: o.seed, globalIndex: p.globalIndex)
+            var image = p.maskedImage(dim: d)
+            if useInput && !(o.dontAlign || o.onlyAverage) && p.inputShift != .zero {
+                // In dont_align/only_average the particle was already pre-shifted at preparation.
+                image = image.translated(by: p.inputShift * setup.scaleFactor)
+            }
+            let a = angles.matrix
+            let rotated = image.rotated(by: a, outside: 0)
+            let slot = p.halfSet * k + c
+            sums.imageSums[slot].withUnsafeMutableBufferPointer { dst in
+                for j in 0 ..< vol { dst[j] += Double(rotated.data[j]) }
+            }
+            mask.withUnsafeMutableBufferPointer { setup.fillReferenceFrameMask(region: p.region, rotation: a, into: $0) }
+            for j in 0 ..< nh where mask[j] != 0 { sums.wedgeSums[slot][j] += Double(mask[j]) }
+            sums.classWeights[c] += 1
+        }
+        var packed = sums.packed()
+        try reducer.sumInPlace(&packed)
+        sums = try Sums(unpacking: packed, dim: d, classCount: k)
+
+        var refs = [Volume]()
+        var wedgeOut = [[Double]]()
+        var resolutions = [Double]()
+        for c in 0 ..< k {
+            let fsc = FSCCurve(sums.imageSums[c], sums.imageSums[k + c],
+                               weights: setup.hasMissingData ? (sums.wedgeSums[c], sums.wedgeSums[k + c]) : nil,
+                               dim: d, pixelSize: o.pixelSize)
+            resolutions.append(fsc.resolution)
+            let image = zip(sums.imageSums[c], sums.imageSums[k + c]).map { $0 + $1 }
+            let wedge = zip(sums.wedgeSums[c], sums.wedgeSums[k + c]).map { $0 + $1 }
+            let count = sums.classWeights[c]
+            var f = Volume(nx: d, ny: d, nz: d, data: image.map { Float($0) }).fourierTransform().data
+            if setup.hasMissingData {
+                for j in 0 ..< nh { f[j] = wedge[j] > o.noimpThreshold ? f[j].multiplied(by: Float(1 / wedge[j])) : .zero }
+            } else {
+                // Divide by the subset's actual size (fix of §14.23's round(N/K)).
+                let s = Float(1 / max(count, 1))
+                for j in 0 ..< nh { f[j] = f[j].multiplied(by: s) }
+            }
+            let ref = FourierVolume(nx: d, ny: d, nz: d, data: f).inverseTransform()
+            refs.append(MStep.postProcess(ref, setup: setup, lowPass: o.iniFilter ? fsc.resolution * o.pixelSize : nil))
+            wedgeOut.append(wedge)
+        }
+        return InitialReferences(references: refs, wedgeSums: wedgeOut, resolutions: resolutions)
+    }
+
+    /// Spec §4.5 for `--ref` volumes (original size): Fourier crop to d and spherical average outside.
+    /// The original's 32°/61°/53° rotate-and-back smoothing only compensated real-space interpolation
+    /// losses; the E-step rotates in Fourier space, so it is optional (`smooth`, default off).
+    public static func prepare(loaded volumes: [Volume], setup: RefinementSetup,
+                               smooth: Bool = false) throws -> InitialReferences {
+        let d = setup.dim
+        var refs = [Volume]()
+        for (i, v) in volumes.enumerated() {
+            guard v.isCubic, v.nx == setup.originalDim else {
+                throw EngineError("reference \(i + 1) is \(v.nx)x\(v.ny)x\(v.nz), expected \(setup.originalDim)³ like the images")
+            }
+            var r = v.nx == d ? v : v.fourierResized(to: d)
+            r.maskSphericalAverageOutside()
+            if smooth {
+                let a = EulerAngles(rot: 32, tilt: 61, psi: 53).matrix
+                r = r.rotated(by: a, outside: r.cornerValue)
+                r = r.rotated(by: a.transposed, outside: r.cornerValue)
+            }
+            refs.append(r)
+        }
+        let nh = d * d * (d / 2 + 1)
+        return InitialReferences(references: refs,
+                                 wedgeSums: [[Double]](repeating: [Double](repeating: 0, count: nh), count: refs.count),
+                                 resolutions: [Double](repeating: 0, count: refs.count))
+    }
+}

@@ -1,0 +1,4 @@
+import Volumes
+
+/// `LocalSearch` (Volumes) is the implementation of local-search candidates the Engine uses.
+extension LocalSearch: OrientationCandidateSource {}

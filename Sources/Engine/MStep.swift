@@ -1,0 +1,266 @@
+import Foundation
+import Numerics
+import Volumes
+
+/// Fourier shell correlation of two half-set sums (spec §8.6).
+public struct FSCCurve: Sendable, Equatable {
+    /// FSC per shell q = 0 … d/2 (shell 0 is the DC term and is not used).
+    public var values: [Double]
+    /// Frequency of shell q, 1/Å: q/(d·pixelSize).
+    public var frequencies: [Double]
+    /// Frequency (1/Å) of the last shell before the FSC first drops below 0.5 (spec §8.6 rule).
+    public var resolution: Double
+
+    /// FSC between `m1` and `m2` (real, d³), optionally cross-weighted by their wedge sums (half-complex).
+    public init(_ m1: [Double], _ m2: [Double], weights: ([Double], [Double])?, dim d: Int, pixelSize: Double) {
+        let hx = d / 2 + 1
+        let h = d / 2
+        let f1 = Volume(nx: d, ny: d, nz: d, data: m1.map { Float($0) }).fourierTransform().data
+        let f2 = Volume(nx: d, ny: d, nz: d, data: m2.map { Float($0) }).fourierTransform().data
+        var num = [Double](repeating: 0, count: h + 1)
+        var den1 = num, den2 = num
+        func digital(_ i: Int) -> Double { i <= d / 2 ? Double(i) / Double(d) : Double(i - d) / Double(d) }
+        for z in 0 ..< d {
+            let fz = digital(z)
+            for y in 0 ..< d {
+                let fy = digital(y)
+                for x in 0 ..< hx {
+                    let fx = digital(x)
+                    let rho = (fx * fx + fy * fy + fz * fz).squareRoot()
+                    if rho > 0.5 { continue }
+                    let q = Int((rho * Double(d)).rounded())
+                    if q > h { continue }
+                    let j = (z * d + y) * hx + x
+                    let w1 = weights?.0[j] ?? 1, w2 = weights?.1[j] ?? 1
+                    let z1r = w2 * Double(f1[j].real), z1i = w2 * Double(f1[j].imaginary)
+                    let z2r = w1 * Double(f2[j].real), z2i = w1 * Double(f2[j].imaginary)
+                    num[q] += z1r * z2r + z1i * z2i
+                    den1[q] += z1r * z1r + z1i * z1i
+                    den2[q] += z2r * z2r + z2i * z2i
+                }
+            }
+        }
+        values = (0 ... h).map { q in num[q] == 0 ? 0 : num[q] / (den1[q] * den2[q]).squareRoot() }
+        frequencies = (0 ... h).map { Double($0) / (Double(d) * pixelSize) }
+        var first = h + 1
+        for q in 1 ... max(1, h) where q <= h && values[q] < 0.5 {
+            first = q
+            break
+        }
+        resolution = frequencies[min(h, max(first - 1, 1))]
+    }
+}
+
+/// The M-step (spec §8): runs identically on every process from the reduced sums.
+public enum MStep {
+    /// Stream tag of the perturbation used when re-seeding an emptied class.
+    public static let reseedStream: UInt64 = 0x5245_5345_4544_2121  // "RESEED!!"
+
+    /// New model from the model used in the E-step and the globally reduced sums.
+    /// - Returns: the model (references, fractions, σ, σ_off, FSC, resolutions, signal change) and
+    ///   the classes that were re-seeded.
+    public static func run(setup: RefinementSetup, model old: Model, sums: Sums,
+                           iteration: Int) -> (model: Model, reseeded: [Int]) {
+        let o = setup.options
+        let d = setup.dim
+        let k = old.classCount
+        let nh = d * d * (d / 2 + 1)
+        let vol = Double(d * d * d)
+        var m = old
+        m.iteration = iteration
+
+        // §8.1 FSC per class from the half-sets, then merge halves.
+        var merged = [[Double]]()
+        var wedges = [[Double]]()
+        for c in 0 ..< k {
+            let curve = FSCCurve(sums.imageSums[c], sums.imageSums[k + c],
+                                 weights: setup.hasMissingData ? (sums.wedgeSums[c], sums.wedgeSums[k + c]) : nil,
+                                 dim: d, pixelSize: o.pixelSize)
+            m.fsc[c] = curve.values
+            m.resolutions[c] = curve.resolution
+            merged.append(zip(sums.imageSums[c], sums.imageSums[k + c]).map { $0 + $1 })
+            wedges.append(zip(sums.wedgeSums[c], sums.wedgeSums[k + c]).map { $0 + $1 })
+        }
+        let total = sums.classWeights.reduce(0, +)
+
+        // §8.2 reference update.
+        for c in 0 ..< k {
+            let n = sums.classWeights[c]
+            if n <= 0 { continue }  // empty class keeps its reference (fix of §14.6)
+            let s = Volume(nx: d, ny: d, nz: d, data: merged[c].map { Float($0) }).fourierTransform().data
+            let w = wedges[c]
+            var f = old.references[c].fourierTransform().data
+            if o.imputes {
+                for _ in 0 ..< o.imputeIterations {
+                    for j in 0 ..< nh {
+                        // S is zeroed where nothing was measured (replaces the per-image re-masking of
+                        // the original, see DEVIATIONS.md).
+                        guard w[j] > 0 else { continue }
+                        let frac = Float(min(1, w[j] / n))
+                        f[j] = f[j].multiplied(by: 1 - frac) + s[j].multiplied(by: Float(1 / n))
+                    }
+                }
+            } else {
+                for j in 0 ..< nh {
+                    f[j] = w[j] > o.noimpThreshold ? s[j].multiplied(by: Float(1 / w[j])) : .zero
+                }
+            }
+            m.references[c] = FourierVolume(nx: d, ny: d, nz: d, data: f).inverseTransform()
+        }
+
+        // §8.3 fractions.
+        if !o.fixFractions && total > 0 {
+            m.fractions = sums.classWeights.map { $0 / total }
+        }
+        // §8.4 σ_offset (3·N_tot: E|s|² = 3σ² for a 3-D Gaussian, fix of §14.11) and σ noise.
+        if !o.fixSigmaOffset && total > 0 && o.usesMaximumLikelihood {
+            m.sigmaOffset = (sums.sigmaOffsetSum / (3 * total)).squareRoot()
+        }
+        if !o.fixSigmaNoise && total > 0 && o.usesMaximumLikelihood {
+            var sumW = 0.0
+            for c in 0 ..< k {
+                for j in 0 ..< nh { sumW += Double(setup.multiplicity[j]) * wedges[c][j] }
+            }
+            let nf = Double(setup.resolutionCount)
+            var s2 = old.sigmaNoise * old.sigmaNoise
+            if o.imputes {
+                for _ in 0 ..< o.imputeIterations {
+                    s2 = (s2 * max(0, total * nf - sumW) + sums.sigmaNoiseSum) / (total * nf)
+                }
+            } else if sumW > 0 {
+                s2 = sums.sigmaNoiseSum / sumW
+            }
+            m.sigmaNoise = s2.squareRoot()
+        }
+
+        // Keep classes alive: a class that lost (almost) all its images is re-seeded from the
+        // largest class (see DEVIATIONS.md).
+        var reseeded: [Int] = []
+        if o.reseedEmptyClasses && !o.fixFractions && k > 1 && total > 0 && o.usesMaximumLikelihood {
+            for c in 0 ..< k where sums.classWeights[c] < 0.5 {
+                guard let donor = (0 ..< k).filter({ !reseeded.contains($0) && $0 != c })
+                    .max(by: { m.fractions[$0] < m.fractions[$1] }), m.fractions[donor] > 0 else { continue }
+                m.references[c] = perturbedCopy(of: m.references[donor], seed: o.seed, iteration: iteration, klass: c)
+                let share = m.fractions[donor] / 2
+                m.fractions[donor] = share
+                m.fractions[c] = share
+                reseeded.append(c)
+            }
+        }
+
+        // §8.5 post-processing.
+        for c in 0 ..< k {
+            m.references[c] = postProcess(m.references[c], setup: setup,
+                                          lowPass: o.filter ? m.resolutions[c] * o.pixelSize : nil)
+        }
+        // §8.7 regularisation.
+        regularise(&m, setup: setup, iteration: iteration, totalImages: total)
+
+        // §8.8 convergence.
+        for c in 0 ..< k {
+            if m.fractions[c] <= 0 {
+                m.signalChange[c] = -1
+                continue
+            }
+            var diff = 0.0, norm = 0.0
+            for j in 0 ..< Int(vol) {
+                let a = Double(old.references[c].data[j])
+                let b = Double(m.references[c].data[j])
+                diff += (a - b) * (a - b)
+                norm += a * a
+            }
+            m.signalChange[c] = norm > 0 ? diff / norm : 1
+        }
+        return (m, reseeded)
+    }
+
+    /// Whether every live class changed by at most `eps` (spec §8.8).
+    public static func converged(_ model: Model, eps: Double, reseeded: [Int] = []) -> Bool {
+        reseeded.isEmpty && zip(model.fractions, model.signalChange).allSatisfy { $0.0 <= 0 || $0.1 <= eps }
+    }
+
+    /// A copy of `v` with a little band-limited noise (10 % of its standard deviation), keyed by
+    /// (seed, iteration, class) so every process makes the same copy.
+    static func perturbedCopy(of v: Volume, seed: UInt64, iteration: Int, klass: Int) -> Volume {
+        var rng = SeededRandom(seed: seed, streams: reseedStream, UInt64(bitPattern: Int64(iteration)), UInt64(klass))
+        let n = Double(v.count)
+        let mean = v.data.reduce(0.0) { $0 + Double($1) } / n
+        let sd = (v.data.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / n).squareRoot()
+        var out = v
+        for j in 0 ..< out.count { out.data[j] += Float(0.1 * sd * rng.nextGaussian()) }
+        return out
+    }
+
+    /// Spec §8.5: soft Fourier band limit (DC removed), optional raised-cosine low-pass at digital
+    /// frequency `lowPass`, spherical average outside, symmetrisation over the point group.
+    public static func postProcess(_ v: Volume, setup: RefinementSetup, lowPass: Double?) -> Volume {
+        let d = setup.dim
+        let hx = d / 2 + 1
+        var f = v.fourierTransform().data
+        let soft = setup.resolution.soft
+        func digital(_ i: Int) -> Double { i <= d / 2 ? Double(i) / Double(d) : Double(i - d) / Double(d) }
+        for z in 0 ..< d {
+            for y in 0 ..< d {
+                for x in 0 ..< hx {
+                    let j = (z * d + y) * hx + x
+                    var g = Double(soft[j])
+                    if let res = lowPass, res > 0 {
+                        let fx = digital(x), fy = digital(y), fz = digital(z)
+                        let r = (fx * fx + fy * fy + fz * fz).squareRoot()
+                        if r > res + 0.02 {
+                            g = 0
+                        } else if r > res && r < res + 0.02 {
+                            g *= 0.5 * (1 + Foundation.cos(Double.pi * (r - res) / 0.02))
+                        }
+                    }
+                    f[j] = f[j].multiplied(by: Float(g))
+                }
+            }
+        }
+        var out = FourierVolume(nx: d, ny: d, nz: d, data: f).inverseTransform()
+        out.maskSphericalAverageOutside()
+        let elements = setup.symmetry.nonIdentityElements
+        if !elements.isEmpty {
+            var acc = out.data.map { Double($0) }
+            for g in elements {
+                let r = out.rotated(by: g.transposed, outside: out.cornerValue)
+                for j in 0 ..< acc.count { acc[j] += Double(r.data[j]) }
+            }
+            let scale = 1 / Double(elements.count + 1)
+            out.data = acc.map { Float($0 * scale) }
+        }
+        return out
+    }
+
+    /// Spec §8.7: pull every class towards the class mean, and add the spread to σ².
+    public static func regularise(_ m: inout Model, setup: RefinementSetup, iteration: Int, totalImages: Double) {
+        let o = setup.options
+        let reg = o.regularisation(at: iteration)
+        m.regularisation = reg
+        let k = m.classCount
+        guard reg > 0, k > 1 else { return }
+        let count = m.references[0].count
+        var mean = [Double](repeating: 0, count: count)
+        for r in m.references { for j in 0 ..< count { mean[j] += Double(r.data[j]) / Double(k) } }
+        var spread = 0.0
+        for a in 0 ..< k {
+            for b in 0 ..< k where a != b {
+                for j in 0 ..< count {
+                    let x = Double(m.references[a].data[j]) - Double(m.references[b].data[j])
+                    spread += x * x
+                }
+            }
+        }
+        for c in 0 ..< k {
+            let alpha = m.fractions[c]
+            for j in 0 ..< count {
+                m.references[c].data[j] = Float((alpha * Double(m.references[c].data[j]) + reg * mean[j]) / (alpha + reg))
+            }
+        }
+        if !o.fixSigmaNoise {
+            let s2 = m.sigmaNoise * m.sigmaNoise + reg * spread / (Double(k) * Double(count))
+            m.sigmaNoise = s2.squareRoot()
+        }
+        _ = totalImages
+    }
+}

@@ -1,0 +1,233 @@
+import Volumes
+
+/// The parameters the EM iteration estimates (identical on every rank after each M-step).
+public struct Model: Sendable, Equatable {
+    /// K references, working box d³.
+    public var references: [Volume]
+    /// Class fractions α_k (sum 1).
+    public var fractions: [Double]
+    /// Noise standard deviation per voxel.
+    public var sigmaNoise: Double
+    /// Standard deviation of the translation prior, working-box pixels.
+    public var sigmaOffset: Double
+    /// Number of the iteration that produced this model (istart − 1 for the starting model).
+    public var iteration: Int
+    /// Resolution per class (FSC = 0.5, in 1/Å with the pixel size, spec §8.6); 0 when unknown.
+    public var resolutions: [Double]
+    /// FSC curve per class, shells q = 0 … d/2 (index q; shell 0 unused).
+    public var fsc: [[Double]]
+    /// Relative change of each reference in the last M-step (spec §8.8), −1 for empty classes.
+    public var signalChange: [Double]
+    /// Current regularisation strength.
+    public var regularisation: Double
+
+    public init(references: [Volume], fractions: [Double]? = nil, sigmaNoise: Double, sigmaOffset: Double,
+                iteration: Int = 0, regularisation: Double = 0) {
+        let k = references.count
+        self.references = references
+        self.fractions = fractions ?? [Double](repeating: 1 / Double(max(k, 1)), count: k)
+        self.sigmaNoise = sigmaNoise
+        self.sigmaOffset = sigmaOffset
+        self.iteration = iteration
+        self.resolutions = [Double](repeating: 0, count: k)
+        self.fsc = [[Double]](repeating: [], count: k)
+        self.signalChange = [Double](repeating: -1, count: k)
+        self.regularisation = regularisation
+    }
+
+    public var classCount: Int { references.count }
+    public var dim: Int { references.first?.nx ?? 0 }
+}
+
+/// Everything one E-step accumulates, per process; summed across processes by ONE reduction
+/// (`packed()` → `Reducer.sumInPlace` → `init(unpacking:)`).
+///
+/// Image and wedge sums are kept per half-set h ∈ {0, 1} and class k at index h·K + k, so the M-step
+/// can compute a gold-standard FSC before merging the halves (spec §8.1).
+public struct Sums: Sendable, Equatable {
+    public let dim: Int
+    public let classCount: Int
+    /// 2K real-space reference-frame weighted image sums, d³ each (x fastest).
+    public var imageSums: [[Double]]
+    /// 2K half-complex wedge sums (posterior-weighted counts of measured Fourier voxels), d²(d/2+1) each.
+    public var wedgeSums: [[Double]]
+    /// Σ_i P(k | X_i) per class.
+    public var classWeights: [Double]
+    /// Σ_i E[‖X̃_i − T_s R̃‖²] (measured components).
+    public var sigmaNoiseSum: Double
+    /// Σ_i E[|s|²] (working pixels²).
+    public var sigmaOffsetSum: Double
+    /// Σ_i max-probability (ML) or max CC (maxCC).
+    public var maxProbabilitySum: Double
+    /// Σ_i log-likelihood.
+    public var logLikelihood: Double
+    /// Number of images that contributed.
+    public var imageCount: Double
+
+    public init(dim: Int, classCount: Int) {
+        self.dim = dim
+        self.classCount = classCount
+        let v = dim * dim * dim
+        let vh = dim * dim * (dim / 2 + 1)
+        imageSums = [[Double]](repeating: [Double](repeating: 0, count: v), count: 2 * classCount)
+        wedgeSums = [[Double]](repeating: [Double](repeating: 0, count: vh), count: 2 * classCount)
+        classWeights = [Double](repeating: 0, count: classCount)
+        sigmaNoiseSum = 0
+        sigmaOffsetSum = 0
+        maxProbabilitySum = 0
+        logLikelihood = 0
+        imageCount = 0
+    }
+
+    static let scalarCount = 5
+
+    /// Number of doubles in `packed()`.
+    public static func packedCount(dim: Int, classCount: Int) -> Int {
+        let v = dim * dim * dim
+        let vh = dim * dim * (dim / 2 + 1)
+        return scalarCount + classCount + 2 * classCount * (v + vh)
+    }
+
+    /// All values as one flat array (scalars, class weights, image sums, wedge sums).
+    public func packed() -> [Double] {
+        var out = [Double]()
+        out.reserveCapacity(Self.packedCount(dim: dim, classCount: classCount))
+        out.append(contentsOf: [sigmaNoiseSum, sigmaOffsetSum, maxProbabilitySum, logLikelihood, imageCount])
+        out.append(contentsOf: classWeights)
+        for s in imageSums { out.append(contentsOf: s) }
+        for s in wedgeSums { out.append(contentsOf: s) }
+        return out
+    }
+
+    /// Rebuilds sums from `packed()` output (typically after a cross-process reduction).
+    public init(unpacking values: [Double], dim: Int, classCount: Int) throws {
+        let expected = Self.packedCount(dim: dim, classCount: classCount)
+        guard values.count == expected else {
+            throw EngineError("reduced sums have \(values.count) values, expected \(expected) for d = \(dim), K = \(classCount)")
+        }
+        self.init(dim: dim, classCount: classCount)
+        sigmaNoiseSum = values[0]
+        sigmaOffsetSum = values[1]
+        maxProbabilitySum = values[2]
+        logLikelihood = values[3]
+        imageCount = values[4]
+        var at = Self.scalarCount
+        classWeights = Array(values[at ..< at + classCount])
+        at += classCount
+        let v = dim * dim * dim
+        let vh = dim * dim * (dim / 2 + 1)
+        for i in 0 ..< 2 * classCount {
+            imageSums[i] = Array(values[at ..< at + v])
+            at += v
+        }
+        for i in 0 ..< 2 * classCount {
+            wedgeSums[i] = Array(values[at ..< at + vh])
+            at += vh
+        }
+    }
+
+    /// Element-wise addition (used to merge per-thread partial sums in a fixed order).
+    public mutating func add(_ other: Sums) {
+        precondition(other.dim == dim && other.classCount == classCount, "Sums shape mismatch")
+        for i in imageSums.indices {
+            imageSums[i].withUnsafeMutableBufferPointer { a in
+                other.imageSums[i].withUnsafeBufferPointer { b in
+                    for j in 0 ..< a.count { a[j] += b[j] }
+                }
+            }
+            wedgeSums[i].withUnsafeMutableBufferPointer { a in
+                other.wedgeSums[i].withUnsafeBufferPointer { b in
+                    for j in 0 ..< a.count { a[j] += b[j] }
+                }
+            }
+        }
+        for k in 0 ..< classCount { classWeights[k] += other.classWeights[k] }
+        sigmaNoiseSum += other.sigmaNoiseSum
+        sigmaOffsetSum += other.sigmaOffsetSum
+        maxProbabilitySum += other.maxProbabilitySum
+        logLikelihood += other.logLikelihood
+        imageCount += other.imageCount
+    }
+}
+
+/// The per-image outcome of one E-step (one row of the output docfile).
+public struct ParticleResult: Sendable, Equatable {
+    /// Global 0-based index of the image in the input metadata.
+    public var globalIndex: Int
+    /// Orientation of the most probable (orientation, class, shift): aligns the image onto the
+    /// reference as spec §1.4 / §10.
+    public var angles: EulerAngles
+    /// Best shift in original pixels (spec §10: translate first, then rotate).
+    public var shift: SIMD3<Double>
+    /// 1-based class of the most probable assignment.
+    public var classNumber: Int
+    /// Per-image log-likelihood contribution (0 in maxCC mode).
+    public var logLikelihood: Double
+    /// max weight / Σ weights (ML) or the maximum constrained correlation (maxCC).
+    public var maxProbability: Double
+    /// 1-based missing-region number, 0 without missing data.
+    public var regionNumber: Int
+    /// Half-set (0/1) the image contributed to.
+    public var halfSet: Int
+
+    public init(globalIndex: Int, angles: EulerAngles, shift: SIMD3<Double>, classNumber: Int,
+                logLikelihood: Double, maxProbability: Double, regionNumber: Int, halfSet: Int) {
+        self.globalIndex = globalIndex
+        self.angles = angles
+        self.shift = shift
+        self.classNumber = classNumber
+        self.logLikelihood = logLikelihood
+        self.maxProbability = maxProbability
+        self.regionNumber = regionNumber
+        self.halfSet = halfSet
+    }
+}
+
+/// Wall-clock seconds of the parts of one iteration (this process).
+public struct IterationTiming: Sendable, Equatable {
+    public var eStep: Double = 0
+    public var reduce: Double = 0
+    public var mStep: Double = 0
+    public init() {}
+}
+
+/// Summary of one iteration, for the log file and the progress output.
+public struct IterationStatistics: Sendable, Equatable {
+    public var iteration: Int
+    /// Σ_i log-likelihood over all images (0 in maxCC mode).
+    public var logLikelihood: Double
+    /// Average max-probability (ML) or average max CC (maxCC).
+    public var averageMaxProbability: Double
+    public var sigmaNoise: Double
+    /// Working-box pixels.
+    public var sigmaOffset: Double
+    public var fractions: [Double]
+    public var resolutions: [Double]
+    public var signalChange: [Double]
+    public var converged: Bool
+    /// Classes that were re-seeded because they emptied (0-based).
+    public var reseededClasses: [Int]
+    /// (image, orientation, class) triples evaluated by this process, and how many were significant.
+    public var triples: Int
+    public var significantTriples: Int
+    public var timing: IterationTiming
+
+    public init(iteration: Int, logLikelihood: Double, averageMaxProbability: Double, sigmaNoise: Double,
+                sigmaOffset: Double, fractions: [Double], resolutions: [Double], signalChange: [Double],
+                converged: Bool, reseededClasses: [Int] = [], triples: Int = 0, significantTriples: Int = 0,
+                timing: IterationTiming = IterationTiming()) {
+        self.iteration = iteration
+        self.logLikelihood = logLikelihood
+        self.averageMaxProbability = averageMaxProbability
+        self.sigmaNoise = sigmaNoise
+        self.sigmaOffset = sigmaOffset
+        self.fractions = fractions
+        self.resolutions = resolutions
+        self.signalChange = signalChange
+        self.converged = converged
+        self.reseededClasses = reseededClasses
+        self.triples = triples
+        self.significantTriples = significantTriples
+        self.timing = timing
+    }
+}

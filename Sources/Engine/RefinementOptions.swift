@@ -1,0 +1,135 @@
+import Foundation
+
+/// A problem the Engine cannot continue from: bad option combinations, inconsistent inputs, or a
+/// numerical breakdown. The message names the option or input at fault.
+public struct EngineError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Every numeric option and flag of `ml_tomo refine` that the computation needs (spec §2.1).
+/// File names, ranks and output naming are the CLI's business and are not here.
+///
+/// Units follow the original: `offset` in original pixels (scaled to the working box internally),
+/// `limitTrans` in working-box pixels, angles in degrees, `maxres` in cycles per working-box pixel.
+public struct RefinementOptions: Sendable, Equatable {
+    /// Number of classes K (from `--nref`, or the number of `--ref` volumes).
+    public var nref: Int = 1
+    /// First iteration number (`--istart`): numbering, regularisation schedule, start-up regularisation.
+    public var istart: Int = 1
+    /// Last iteration number (`--iter`), inclusive.
+    public var iterations: Int = 25
+    /// Angular sampling of directions (`--ang`), degrees.
+    public var angularStep: Double = 10
+    /// In-plane step (`--psi_sampling`); ≤ 0 means `angularStep`.
+    public var psiSampling: Double = -1
+    /// Local search radius (`--ang_search`); ≤ 0 means exhaustive search.
+    public var angSearch: Double = -1
+    /// Restrict psi to ±angSearch of the current psi during local searches (off with `--dont_limit_psirange`).
+    public var limitPsi: Bool = true
+    /// Point group name (`--sym`), e.g. "c1".
+    public var symmetry: String = "c1"
+    /// Working box size d (`--dim`); −1 means the original size.
+    public var dim: Int = -1
+    /// Maximum resolution in cycles per working-box pixel (`--maxres`).
+    public var maxres: Double = 0.5
+    /// Initial σ of the translation prior, original pixels (`--offset`).
+    public var offset: Double = 3
+    /// Initial noise σ per voxel (`--noise`).
+    public var noise: Double = 1
+    /// Regularisation schedule (`--reg0`, `--regF`, `--reg_steps`, spec §8.7).
+    public var reg0: Double = 0
+    public var regF: Double = 0
+    public var regSteps: Int = 5
+    /// Inner imputation iterations of the M-step (`--impute_iter`).
+    public var imputeIterations: Int = 1
+    /// Wedge-sum threshold of division mode (`--noimp_threshold`).
+    public var noimpThreshold: Double = 1
+    /// Divide by the wedge sums instead of imputing (`--dont_impute`).
+    public var dontImpute: Bool = false
+    public var fixSigmaNoise: Bool = false
+    public var fixSigmaOffset: Bool = false
+    public var fixFractions: Bool = false
+    /// Convergence threshold on the relative reference change (`--eps`).
+    public var eps: Double = 5e-5
+    /// Maximum shift in working-box pixels (`--limit_trans`); < 0 means no limit.
+    public var limitTrans: Double = -1
+    /// Constrained cross-correlation with hard assignment instead of ML (`--maxCC`, spec §7).
+    public var maxCC: Bool = false
+    public var dontAlign: Bool = false
+    public var dontRotate: Bool = false
+    public var onlyAverage: Bool = false
+    /// Random rigid perturbation of the orientation grid every iteration (`--perturb`).
+    public var perturb: Bool = false
+    /// Do not add 2.75° to every sampled psi (`--no_SMALLANGLE`); used by the CLI when building the grid.
+    public var noSmallAngle: Bool = false
+    /// Seed of every random decision (initial partition, orientations, half-sets, perturbation).
+    /// Fixed by default so that runs are reproducible.
+    public var seed: UInt64 = 1
+    /// Threads inside one process (`--thr`).
+    public var threads: Int = 1
+    /// Å per original pixel, for the FSC frequency axis only (`--pixel_size`).
+    public var pixelSize: Double = 1
+    /// Use input angles/shifts when generating initial references (`--keep_angles`).
+    public var keepAngles: Bool = false
+    /// Low-pass every reference at its FSC = 0.5 resolution (`--filter`) / the initial ones (`--ini_filter`).
+    public var filter: Bool = false
+    public var iniFilter: Bool = false
+    /// Re-seed a class whose fraction falls to zero instead of letting it die (see DEVIATIONS.md).
+    public var reseedEmptyClasses: Bool = true
+    /// Padding factor of the Fourier-space reference rotation (2 is accurate enough for trilinear
+    /// interpolation of the padded spectrum).
+    public var rotationPadding: Int = 2
+
+    public init() {}
+
+    /// The effective psi step.
+    public var effectivePsiStep: Double { psiSampling > 0 ? psiSampling : angularStep }
+
+    /// Whether each image keeps a fixed orientation (its input one).
+    public var fixedOrientation: Bool { dontAlign || dontRotate || onlyAverage }
+
+    /// Whether the ML target is used (otherwise the maxCC machinery, spec §7).
+    public var usesMaximumLikelihood: Bool { !maxCC && !onlyAverage }
+
+    /// Whether the M-step imputes unmeasured Fourier components from the current reference.
+    public var imputes: Bool { !dontImpute && usesMaximumLikelihood }
+
+    /// Regularisation strength at iteration `it` (spec §8.7).
+    public func regularisation(at it: Int) -> Double {
+        let steps = Double(max(regSteps, 1))
+        return max(regF, reg0 - Double(it) * (reg0 - regF) / steps)
+    }
+
+    /// Rejects impossible or contradictory settings with a message naming the option(s).
+    public func validate() throws {
+        if nref < 1 { throw EngineError("--nref must be at least 1 (got \(nref))") }
+        if iterations < istart && !onlyAverage {
+            throw EngineError("--iter (\(iterations)) must not be smaller than --istart (\(istart))")
+        }
+        if !(angularStep > 0) || angularStep > 42.3 {
+            throw EngineError("--ang must be in (0, 42.3] degrees (got \(angularStep))")
+        }
+        if psiSampling > 360 { throw EngineError("--psi_sampling must be at most 360 degrees (got \(psiSampling))") }
+        if angSearch > 180 { throw EngineError("--ang_search must be at most 180 degrees (got \(angSearch))") }
+        if !limitPsi && angSearch > 0 && symmetry.lowercased() != "c1" {
+            throw EngineError("--dont_limit_psirange cannot be combined with --sym \(symmetry) and --ang_search")
+        }
+        if dim == 0 || dim < -1 { throw EngineError("--dim must be positive (got \(dim))") }
+        if !(maxres > 0) || maxres > 0.5 { throw EngineError("--maxres must be in (0, 0.5] (got \(maxres))") }
+        if offset < 0 || !offset.isFinite { throw EngineError("--offset must be ≥ 0 (got \(offset))") }
+        if !(noise > 0) || !noise.isFinite { throw EngineError("--noise must be > 0 (got \(noise))") }
+        if reg0 < 0 || regF < 0 { throw EngineError("--reg0 and --regF must be ≥ 0") }
+        if regF > reg0 { throw EngineError("--regF (\(regF)) must not be larger than --reg0 (\(reg0))") }
+        if regSteps < 1 { throw EngineError("--reg_steps must be at least 1 (got \(regSteps))") }
+        if imputeIterations < 1 { throw EngineError("--impute_iter must be at least 1 (got \(imputeIterations))") }
+        if noimpThreshold < 0 { throw EngineError("--noimp_threshold must be ≥ 0 (got \(noimpThreshold))") }
+        if !(eps >= 0) { throw EngineError("--eps must be ≥ 0 (got \(eps))") }
+        if threads < 1 { throw EngineError("--thr must be at least 1 (got \(threads))") }
+        if !(pixelSize > 0) { throw EngineError("--pixel_size must be > 0 (got \(pixelSize))") }
+        if rotationPadding < 1 || rotationPadding > 4 {
+            throw EngineError("the Fourier rotation padding must be 1…4 (got \(rotationPadding))")
+        }
+    }
+}

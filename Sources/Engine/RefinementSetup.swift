@@ -1,0 +1,110 @@
+import Foundation
+import Volumes
+
+/// Supplies the candidate orientations of a local search (`--ang_search`): indices into the
+/// sampling's orientation list near an image's current best orientation. `LocalSearch` (Volumes)
+/// is the implementation; Engine only needs this one call.
+public protocol OrientationCandidateSource: Sendable {
+    func candidates(around angles: EulerAngles) -> [Int]
+}
+
+/// Everything fixed for a whole run that the E- and M-steps share: box sizes, Fourier masks, the
+/// missing regions and their image-frame masks, the orientation grid, the symmetry group.
+/// Built once per process from the options; immutable and shared read-only by all threads.
+public struct RefinementSetup: Sendable {
+    public let options: RefinementOptions
+    /// Box size of the input subtomograms.
+    public let originalDim: Int
+    /// Working box size d.
+    public let dim: Int
+    /// d / originalDim: converts original pixels to working pixels.
+    public let scaleFactor: Double
+    public let resolution: ResolutionMasks
+    /// Missing regions (0-based, in metadata order); empty means no missing data.
+    public let regions: [MissingRegion]
+    public let symmetry: SymmetryGroup
+    /// The exhaustive orientation grid (nil in the fixed-orientation modes).
+    public let sampling: AngularSampling?
+    /// Local-search candidates (nil: exhaustive search).
+    public let localSearch: (any OrientationCandidateSource)?
+
+    /// Image-frame masks M_I^m (binary · measured), half-complex; one entry (the binary resolution
+    /// mask) when there is no missing data, so every image has a region index.
+    public let imageFrameMasks: [[Float]]
+    /// M_I^m times the Hermitian multiplicity of each half-complex voxel (2 for interior x-planes,
+    /// 1 for x = 0 and the even-d Nyquist plane): Σ_full |F|² = Σ_half w·|F|² (Parseval on the half grid).
+    let parsevalWeights: [[Float]]
+    /// Hermitian multiplicity of each half-complex voxel (1 or 2).
+    let multiplicity: [Float]
+    /// n_obs per region: measured voxels over the full d³ grid.
+    public let observedCounts: [Int]
+    /// N_F: voxels of the binary resolution mask over the full d³ grid.
+    public let resolutionCount: Int
+
+    public var hasMissingData: Bool { !regions.isEmpty }
+    public var regionCount: Int { imageFrameMasks.count }
+
+    /// - Parameters:
+    ///   - options: validated here.
+    ///   - originalDim: side of the input volumes.
+    ///   - regions: missing regions (empty without `--missing`).
+    ///   - symmetry: the point group (ignored in fixed-orientation modes, as the original).
+    ///   - sampling: the orientation grid; required unless a fixed-orientation mode is used.
+    ///   - localSearch: candidates for `--ang_search`; required when `options.angSearch > 0`.
+    public init(options: RefinementOptions, originalDim: Int, regions: [MissingRegion] = [],
+                symmetry: SymmetryGroup = .c1, sampling: AngularSampling?,
+                localSearch: (any OrientationCandidateSource)? = nil) throws {
+        try options.validate()
+        guard originalDim > 0 else { throw EngineError("input volumes have an invalid size \(originalDim)") }
+        var d = options.dim < 0 ? originalDim : options.dim
+        if d > originalDim { throw EngineError("--dim \(d) is larger than the input volumes (\(originalDim))") }
+        if (d % 2) != (originalDim % 2) { d += 1 }  // spec §2.1 row 21: keep the parity of the input
+        guard d >= 4 else { throw EngineError("--dim \(d) is too small (need at least 4)") }
+        self.options = options
+        self.originalDim = originalDim
+        self.dim = d
+        self.scaleFactor = Double(d) / Double(originalDim)
+        let resolution = ResolutionMasks(dim: d, maxres: options.maxres)
+        self.resolution = resolution
+        self.regions = regions
+        self.symmetry = options.fixedOrientation ? .c1 : symmetry
+        if !options.fixedOrientation && sampling == nil {
+            throw EngineError("an angular sampling is needed unless --dont_align, --dont_rotate or --only_average is given")
+        }
+        self.sampling = options.fixedOrientation ? nil : sampling
+        if options.angSearch > 0 && !options.fixedOrientation && localSearch == nil {
+            throw EngineError("--ang_search \(options.angSearch) needs a local-search neighbourhood")
+        }
+        self.localSearch = options.fixedOrientation || options.angSearch <= 0 ? nil : localSearch
+
+        let hx = d / 2 + 1
+        var multiplicity = [Float](repeating: 2, count: d * d * hx)
+        for z in 0 ..< d {
+            for y in 0 ..< d {
+                multiplicity[(z * d + y) * hx] = 1
+                if d % 2 == 0 { multiplicity[(z * d + y) * hx + hx - 1] = 1 }
+            }
+        }
+        let masks: [[Float]] = regions.isEmpty
+            ? [resolution.binary]
+            : regions.map { $0.mask(dim: d, resolution: resolution) }
+        imageFrameMasks = masks
+        self.multiplicity = multiplicity
+        parsevalWeights = masks.map { m in zip(m, multiplicity).map { $0 * $1 } }
+        let counts = masks.map { ResolutionMasks.fullGridCount(of: $0, dim: d) }
+        observedCounts = counts
+        resolutionCount = resolution.fullGridCount
+        if counts.contains(0) {
+            throw EngineError("a missing region leaves no measured Fourier voxel inside --maxres \(options.maxres)")
+        }
+    }
+
+    /// Reference-frame mask of region m for an image aligned by A (M_A, spec §3.3), into a buffer.
+    func fillReferenceFrameMask(region m: Int, rotation a: Matrix3, into out: UnsafeMutableBufferPointer<Float>) {
+        MissingRegion.fillMask(for: regions.isEmpty ? nil : regions[m], into: out, dim: dim,
+                               resolution: resolution, rotation: a)
+    }
+
+    /// σ_offset in working pixels from the `--offset` option (original pixels).
+    public var initialSigmaOffset: Double { options.offset * scaleFactor }
+}

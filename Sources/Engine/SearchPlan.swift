@@ -1,0 +1,115 @@
+import Foundation
+import Volumes
+
+/// The orientations visited in one E-step and which local images visit each of them.
+struct SearchPlan: Sendable {
+    /// Entry angles (written to the output for the best orientation).
+    var angles: [EulerAngles]
+    /// A_a = E(angles[a]).
+    var matrices: [Matrix3]
+    /// Local image indices (ascending) visiting orientation a; nil means every image (exhaustive).
+    var visitors: [[Int32]]?
+    /// Number of orientations each image visits (the 1/n of the orientation prior).
+    var visitCount: [Int]
+
+    var count: Int { angles.count }
+
+    /// Builds the plan for this iteration.
+    /// - fixed modes: one orientation per image, its input orientation (spec §5.3);
+    /// - exhaustive: the (perturbed) grid for every image;
+    /// - local search: candidates around each image's current best orientation (fix of §14.20),
+    ///   or its input orientation before the first iteration.
+    static func make(setup: RefinementSetup, particles: [Particle], previous: [ParticleResult]?,
+                     iteration: Int) -> SearchPlan {
+        let o = setup.options
+        if o.fixedOrientation || setup.sampling == nil {
+            let angles = particles.map(\.inputAngles)
+            return SearchPlan(angles: angles, matrices: angles.map(\.matrix),
+                              visitors: particles.indices.map { [Int32($0)] },
+                              visitCount: [Int](repeating: 1, count: particles.count))
+        }
+        var sampling = setup.sampling!
+        if o.perturb {
+            let p = AngularSampling.randomPerturbation(angularStep: o.angularStep, seed: o.seed, iteration: iteration)
+            sampling = sampling.perturbed(by: p)
+        }
+        let angles = sampling.orientations.map(\.angles)
+        let matrices = sampling.orientations.map(\.matrix)
+        guard let local = setup.localSearch else {
+            return SearchPlan(angles: angles, matrices: matrices, visitors: nil,
+                              visitCount: [Int](repeating: angles.count, count: particles.count))
+        }
+        var visitors = [[Int32]](repeating: [], count: angles.count)
+        var counts = [Int](repeating: 0, count: particles.count)
+        for (i, p) in particles.enumerated() {
+            let centre = previous.flatMap { i < $0.count ? $0[i].angles : nil } ?? p.inputAngles
+            var cands = Array(Set(local.candidates(around: centre).filter { $0 >= 0 && $0 < angles.count })).sorted()
+            if cands.isEmpty { cands = Array(0 ..< angles.count) }  // nothing near: search everything
+            counts[i] = cands.count
+            for a in cands { visitors[a].append(Int32(i)) }
+        }
+        return SearchPlan(angles: angles, matrices: matrices, visitors: visitors, visitCount: counts)
+    }
+}
+
+/// The translations searched in one E-step with their log-prior (spec §6.2), on the cyclic grid
+/// of the correlation volume.
+struct ShiftWindow: Sendable {
+    /// Physical index (z·d + y)·d + x of shift s in the c2r output.
+    var index: [Int32]
+    /// ln P_φ(s).
+    var logPrior: [Double]
+    /// |s|² (working pixels²).
+    var radius2: [Double]
+    /// Logical shift s (working pixels).
+    var shifts: [SIMD3<Int32>]
+    /// Position of s = 0 in the window.
+    var zeroPosition: Int
+
+    var count: Int { index.count }
+
+    static func make(dim d: Int, sigmaOffset: Double, limitTrans: Double, onlyZero: Bool) -> ShiftWindow {
+        if onlyZero || sigmaOffset <= 1e-6 {
+            return ShiftWindow(index: [0], logPrior: [0], radius2: [0], shifts: [.zero], zeroPosition: 0)
+        }
+        let var2 = sigmaOffset * sigmaOffset
+        let logNorm = -1.5 * Foundation.log(2 * Double.pi * var2)
+        let limit2 = limitTrans >= 0 ? limitTrans * limitTrans : Double.infinity
+        // Renormalisation over the full logical d³ grid when --limit_trans cuts the prior (spec §6.2).
+        var logRenorm = 0.0
+        if limitTrans >= 0 {
+            var total = 0.0
+            let lo = -(d / 2), hi = d - 1 - d / 2
+            for z in lo ... hi {
+                for y in lo ... hi {
+                    for x in lo ... hi {
+                        let r2 = Double(x * x + y * y + z * z)
+                        if r2 <= limit2 { total += Foundation.exp(logNorm - r2 / (2 * var2)) }
+                    }
+                }
+            }
+            logRenorm = total > 0 ? -Foundation.log(total) : 0
+        }
+        let sigdim = min(d, 2 * Int((6 * sigmaOffset).rounded(.up)) + 1)
+        let lo = -(sigdim / 2), hi = sigdim - 1 - sigdim / 2
+        var w = ShiftWindow(index: [], logPrior: [], radius2: [], shifts: [], zeroPosition: 0)
+        for z in lo ... hi {
+            for y in lo ... hi {
+                for x in lo ... hi {
+                    let r2 = Double(x * x + y * y + z * z)
+                    if r2 > limit2 { continue }
+                    if x == 0 && y == 0 && z == 0 { w.zeroPosition = w.index.count }
+                    let px = (x + d) % d, py = (y + d) % d, pz = (z + d) % d
+                    w.index.append(Int32((pz * d + py) * d + px))
+                    w.logPrior.append(logNorm - r2 / (2 * var2) + logRenorm)
+                    w.radius2.append(r2)
+                    w.shifts.append(SIMD3(Int32(x), Int32(y), Int32(z)))
+                }
+            }
+        }
+        if w.index.isEmpty {  // limit_trans < 1 with a window: only s = 0 remains
+            return ShiftWindow(index: [0], logPrior: [0], radius2: [0], shifts: [.zero], zeroPosition: 0)
+        }
+        return w
+    }
+}

@@ -1,0 +1,174 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Atomic file replacement: write into a temporary file in the destination's directory, then rename(2)
+/// it over the destination. Readers (or a crash) therefore see either the old file or the complete new
+/// one, never a half-written file; on any error the temporary file is removed, so nothing is left behind.
+public enum AtomicFile {
+    /// Replaces `path` with `bytes` atomically.
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        try write(to: path) { fd in
+            try bytes.withUnsafeBytes { try writeAll(fd: fd, $0, path: path) }
+        }
+    }
+
+    /// Replaces `path` with the UTF-8 encoding of `text` atomically.
+    public static func write(_ text: String, to path: String) throws {
+        var text = text
+        try text.withUTF8 { buf in
+            try write(to: path) { fd in try writeAll(fd: fd, UnsafeRawBufferPointer(buf), path: path) }
+        }
+    }
+
+    /// Replaces `path` with `data` atomically.
+    public static func write(_ data: Data, to path: String) throws {
+        try write(to: path) { fd in
+            try data.withUnsafeBytes { try writeAll(fd: fd, $0, path: path) }
+        }
+    }
+
+    /// Creates a temporary file next to `path`, lets `body` fill the open descriptor, then renames it
+    /// into place. If `body` throws, the temporary file is unlinked and the error re-thrown.
+    public static func write(to path: String, _ body: (Int32) throws -> Void) throws {
+        let (fd, tmp) = try makeTemporary(near: path)
+        do {
+            try body(fd)
+            if fsync(fd) != 0 { throw ioError(path, "fsync") }
+            if close(fd) != 0 {
+                unlink(tmp)
+                throw ioError(path, "close")
+            }
+        } catch {
+            close(fd)
+            unlink(tmp)
+            throw error
+        }
+        try commit(temporary: tmp, to: path)
+    }
+
+    /// For libraries that insist on opening the file themselves (libhdf5): `body` receives the path of
+    /// a fresh temporary file in the destination directory (already created, empty) and must leave a
+    /// complete file there; it is then renamed over `path`. On error the temporary file is removed.
+    public static func writeViaTemporaryPath(_ path: String, _ body: (String) throws -> Void) throws {
+        let (fd, tmp) = try makeTemporary(near: path)
+        close(fd)
+        do {
+            try body(tmp)
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+        try commit(temporary: tmp, to: path)
+    }
+
+    // MARK: - Internals
+
+    static func makeTemporary(near path: String) throws -> (Int32, String) {
+        let dir: String
+        let base: String
+        if let slash = path.lastIndex(of: "/") {
+            dir = String(path[..<slash]).isEmpty ? "/" : String(path[..<slash])
+            base = String(path[path.index(after: slash)...])
+        } else {
+            dir = "."
+            base = path
+        }
+        if base.isEmpty { throw FormatError(.io, file: path, "cannot write: the path names a directory") }
+        var template = Array("\(dir)/.\(base).tmp.XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        if fd < 0 { throw ioError(path, "cannot create a temporary file in \(dir)") }
+        // mkstemp makes 0600 files; outputs are meant to be shared like any other result file.
+        fchmod(fd, 0o644)
+        let tmp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return (fd, tmp)
+    }
+
+    static func commit(temporary tmp: String, to path: String) throws {
+        if rename(tmp, path) != 0 {
+            let err = ioError(path, "cannot rename the temporary file into place")
+            unlink(tmp)
+            throw err
+        }
+    }
+
+    static func writeAll(fd: Int32, _ buf: UnsafeRawBufferPointer, path: String) throws {
+        guard var p = buf.baseAddress else { return }
+        var left = buf.count
+        while left > 0 {
+            let n = posixWrite(fd, p, left)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError(path, "write failed")
+            }
+            p += n
+            left -= n
+        }
+    }
+
+    static func ioError(_ path: String, _ what: String) -> FormatError {
+        FormatError(.io, file: path, "\(what): \(String(cString: strerror(errno)))")
+    }
+}
+
+@inline(__always)
+private func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
+    #if canImport(Glibc)
+    return Glibc.write(fd, p, n)
+    #elseif canImport(Musl)
+    return Musl.write(fd, p, n)
+    #else
+    return Darwin.write(fd, p, n)
+    #endif
+}
+
+/// Whole-file reading with errors that name the file.
+enum FileBytes {
+    static func read(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 {
+            if errno == ENOENT { throw FormatError(.notFound, file: path, "no such file") }
+            throw AtomicFile.ioError(path, "cannot open")
+        }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw AtomicFile.ioError(path, "cannot stat") }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw FormatError(.io, file: path, "is a directory, not a file") }
+        let size = Int(st.st_size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        var got = 0
+        try bytes.withUnsafeMutableBytes { buf in
+            while got < size {
+                let n = pread(fd, buf.baseAddress! + got, size - got, off_t(got))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw AtomicFile.ioError(path, "read failed")
+                }
+                if n == 0 { break }
+                got += n
+            }
+        }
+        if got < size { bytes.removeLast(size - got) }
+        return bytes
+    }
+
+    /// Reads `count` bytes at `offset`; returns fewer only at end of file.
+    static func read(fd: Int32, offset: Int, count: Int, into buf: UnsafeMutableRawPointer, path: String) throws -> Int {
+        var got = 0
+        while got < count {
+            let n = pread(fd, buf + got, count - got, off_t(offset + got))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AtomicFile.ioError(path, "read failed")
+            }
+            if n == 0 { break }
+            got += n
+        }
+        return got
+    }
+}

@@ -1,0 +1,168 @@
+import Engine
+import Formats
+import Foundation
+import Volumes
+
+/// Names and writes the files of a refinement (ARCHITECTURE.md, "Files a refinement writes"). Rank 0
+/// only; every file is written atomically (temporary file + rename), so a run killed at any moment
+/// leaves each file either complete or absent.
+struct RefineOutputs {
+    let oroot: String
+    let commandLine: String
+    /// Å per voxel of the input subtomograms (`--pixel_size`).
+    let pixelSize: Double
+    let originalDim: Int
+    let workingDim: Int
+    let hasMissingData: Bool
+
+    /// `<oroot>_itNNNNNN`, or `<oroot>` for the final files (iteration nil).
+    func base(_ iteration: Int?) -> String {
+        guard let iteration else { return oroot }
+        return oroot + "_it" + String(format: "%06d", iteration)
+    }
+
+    func referencePath(_ iteration: Int?, classIndex k: Int) -> String {
+        base(iteration) + "_ref" + String(format: "%06d", k + 1) + ".mrc"
+    }
+
+    /// Checks, before any work, that the output directory exists or can be created (nothing is created
+    /// yet: a run that fails before its first iteration leaves nothing behind).
+    func checkDirectory() throws {
+        var dir = (oroot as NSString).deletingLastPathComponent
+        if dir.isEmpty { dir = "." }
+        let fm = FileManager.default
+        var probe = dir
+        while !fm.fileExists(atPath: probe) {
+            let parent = (probe as NSString).deletingLastPathComponent
+            if parent.isEmpty || parent == probe { probe = "."; break }
+            probe = parent
+        }
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: probe, isDirectory: &isDirectory), isDirectory.boolValue, fm.isWritableFile(atPath: probe) else {
+            throw ValidationFailure("--oroot \(oroot): cannot write into \(probe)")
+        }
+    }
+
+    /// Creates the output directory of `oroot` if needed.
+    func prepareDirectory() throws {
+        let dir = (oroot as NSString).deletingLastPathComponent
+        guard !dir.isEmpty else { return }
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw ValidationFailure("--oroot \(oroot): cannot create the output directory \(dir): \(error.localizedDescription)")
+        }
+    }
+
+    /// Everything of one iteration (or the final set when `iteration` is nil).
+    func write(iteration: Int?, model: Model, results: [ParticleResult], images: MetaDataTable,
+               statistics: IterationStatistics?, timing: RankTiming?, state: RestartState) throws {
+        // References first (MRC at the input box size, for ChimeraX/IMOD), then the HDF5 state, then the
+        // docs that name them: a reader that finds a doc also finds the files it points to.
+        for (k, ref) in model.references.enumerated() {
+            let volume = ref.nx == originalDim ? ref : ref.fourierResized(to: originalDim)
+            try MRCFile.write(volume, to: referencePath(iteration, classIndex: k), voxelSize: pixelSize)
+        }
+        try state.write(to: base(iteration) + ".h5", model: model, results: results,
+                        voxelSize: pixelSize * Double(originalDim) / Double(workingDim),
+                        logLikelihood: statistics?.logLikelihood ?? 0)
+        try referenceDoc(iteration: iteration, model: model, results: results).write(to: base(iteration) + "_ref.doc")
+        try imageDoc(images: images, results: results).write(to: base(iteration) + ".doc")
+        if let iteration, let statistics {
+            try logDoc(iteration: iteration, statistics: statistics, timing: timing).write(to: base(iteration) + "_log.doc")
+        }
+    }
+
+    /// The input image table with the result columns of this iteration.
+    func imageDoc(images: MetaDataTable, results: [ParticleResult]) -> MetaDataFile {
+        var table = images
+        table.name = ""
+        table.layout = .loop
+        table.comment = "ml_tomo results; command: \(commandLine)"
+        for r in results {
+            let row = r.globalIndex
+            table.set("angleRot", row: row, .real(r.angles.rot), fill: .real(0))
+            table.set("angleTilt", row: row, .real(r.angles.tilt), fill: .real(0))
+            table.set("anglePsi", row: row, .real(r.angles.psi), fill: .real(0))
+            table.set("shiftX", row: row, .real(r.shift.x), fill: .real(0))
+            table.set("shiftY", row: row, .real(r.shift.y), fill: .real(0))
+            table.set("shiftZ", row: row, .real(r.shift.z), fill: .real(0))
+            table.set("ref", row: row, .int(r.classNumber))
+            table.set("logLikelihood", row: row, .real(r.logLikelihood), fill: .real(0))
+            if hasMissingData { table.set("missingRegionNumber", row: row, .int(r.regionNumber)) }
+            table.set("maxProbability", row: row, .real(r.maxProbability), fill: .real(0))
+        }
+        return MetaDataFile(table)
+    }
+
+    /// One row per class: the MRC written for it, its fraction (`weight`, so the file can be given to
+    /// `--ref` to continue), resolution, images assigned to it.
+    func referenceDoc(iteration: Int?, model: Model, results: [ParticleResult]) -> MetaDataFile {
+        var table = MetaDataTable(name: "classes", labels: [], layout: .loop,
+                                  comment: "ml_tomo references; command: \(commandLine)")
+        var counts = [Int](repeating: 0, count: model.classCount)
+        for r in results where (1 ... model.classCount).contains(r.classNumber) { counts[r.classNumber - 1] += 1 }
+        for k in 0 ..< model.classCount {
+            let path = referencePath(iteration, classIndex: k)
+            let resolution = k < model.resolutions.count ? model.resolutions[k] : 0
+            table.appendRow([
+                ("image", .string(path)),
+                ("enabled", .int(1)),
+                ("ref", .int(k + 1)),
+                ("weight", .real(model.fractions[k])),
+                ("classCount", .int(counts[k])),
+                ("resolution", .real(resolution)),
+                ("signalChange", .real(k < model.signalChange.count ? model.signalChange[k] : 0)),
+            ])
+        }
+        return MetaDataFile(table)
+    }
+
+    /// Iteration statistics in row (key/value) format, with the command line as the block comment.
+    func logDoc(iteration: Int, statistics s: IterationStatistics, timing: RankTiming?) -> MetaDataFile {
+        var table = MetaDataTable(name: "", labels: [], layout: .list, comment: commandLine)
+        var row: [(String, MetaDataValue)] = [
+            ("iterationNumber", .int(iteration)),
+            ("logLikelihood", .real(s.logLikelihood)),
+            ("pMax", .real(s.averageMaxProbability)),
+            ("sigmaNoise", .real(s.sigmaNoise)),
+            ("sigmaOffset", .real(s.sigmaOffset)),
+            ("imageMetaData", .string(base(iteration) + ".doc")),
+            ("referenceMetaData", .string(base(iteration) + "_ref.doc")),
+            ("converged", .int(s.converged ? 1 : 0)),
+        ]
+        if let t = timing {
+            row += [
+                ("timeEStepMax", .real(t.eStepMax)), ("timeEStepMin", .real(t.eStepMin)),
+                ("timeReduce", .real(t.reduce)), ("timeMStep", .real(t.mStep)), ("timeWrite", .real(t.write)),
+                ("timeIteration", .real(t.total)), ("ranks", .int(t.ranks)), ("threads", .int(t.threads)),
+            ]
+        }
+        table.appendRow(row)
+        return MetaDataFile(table)
+    }
+}
+
+/// Per-iteration time breakdown over all ranks (the raw material of the scaling study).
+struct RankTiming: Sendable {
+    var eStepMax: Double
+    var eStepMin: Double
+    var reduce: Double
+    var mStep: Double
+    var write: Double
+    var total: Double
+    var ranks: Int
+    var threads: Int
+
+    /// One JSON line for the log (`{"event":"iteration",...}`), for scripts.
+    func jsonLine(iteration: Int, statistics s: IterationStatistics) -> String {
+        func num(_ x: Double) -> String { x.isFinite ? String(format: "%.6g", x) : "null" }
+        let fractions = s.fractions.map(num).joined(separator: ",")
+        return "{\"event\":\"iteration\",\"iteration\":\(iteration),\"ranks\":\(ranks),\"threads\":\(threads),"
+            + "\"seconds\":\(num(total)),\"estep_max\":\(num(eStepMax)),\"estep_min\":\(num(eStepMin)),"
+            + "\"reduce\":\(num(reduce)),\"mstep\":\(num(mStep)),\"write\":\(num(write)),"
+            + "\"log_likelihood\":\(num(s.logLikelihood)),\"pmax\":\(num(s.averageMaxProbability)),"
+            + "\"sigma_noise\":\(num(s.sigmaNoise)),\"sigma_offset\":\(num(s.sigmaOffset)),"
+            + "\"fractions\":[\(fractions)],\"triples\":\(s.triples),\"converged\":\(s.converged)}"
+    }
+}

@@ -1,0 +1,307 @@
+import Distributed
+import Engine
+import Formats
+import Foundation
+import Logging
+import Volumes
+
+/// One `ml_tomo refine` on every rank: read and check the inputs, load this rank's images, build or
+/// load the starting references, iterate (E-step → one Allreduce → M-step on every rank), and write
+/// the files on rank 0.
+///
+/// Failure discipline: every rank-local phase runs inside `communicator.agree`, and every reduction
+/// goes through `AgreeingReducer`, which agrees before it sums. A rank that fails therefore meets the
+/// others at an agreement, never inside a mismatched collective, and all ranks exit with the same
+/// status and one message (printed by rank 0).
+struct RefineRun {
+    let options: RefineOptions
+    let communicator: Communicator
+    let log: Logger
+
+    private var rank: Int { communicator.rank }
+
+    func execute() throws {
+        StopRequest.install()
+        let o = options
+        let inputs = try communicator.agree { try RefineInputs.load(o) }
+        let engineOptions = try communicator.agree { try makeEngineOptions(inputs) }
+        let setup = try communicator.agree { try makeSetup(engineOptions, inputs) }
+        let refinement = Refinement(setup: setup)
+        let outputs = RefineOutputs(oroot: o.oroot, commandLine: CommandLine.arguments.joined(separator: " "),
+                                    pixelSize: o.pixelSize, originalDim: inputs.originalDim, workingDim: setup.dim,
+                                    hasMissingData: !inputs.regions.isEmpty)
+        try communicator.agree { if rank == 0 { try outputs.checkDirectory() } }
+        logSummary(inputs, setup)
+        if o.dryRun {
+            log.info("dry run: inputs are consistent; nothing computed")
+            return
+        }
+
+        let total = inputs.images.count
+        let mine = partition(count: total, ranks: communicator.size, rank: rank)
+        var clock = Stopwatch()
+        let particles = try communicator.agree { try loadParticles(mine, inputs: inputs, refinement: refinement) }
+        log.info("loaded \(total) subtomograms over \(communicator.size) rank(s) in \(formatDuration(clock.restart()))")
+
+        let reducer = AgreeingReducer(communicator)
+        var model: Model
+        var previous: [ParticleResult]?
+        var allResults: [ParticleResult]
+        if let restart = o.restart {
+            let (m, results) = try communicator.agree { try RestartState.read(prefix: restart, imageCount: total) }
+            guard m.classCount == engineOptions.nref || o.nref == nil else {
+                throw ValidationFailure("--restart \(restart) has \(m.classCount) classes, --nref asks for \(engineOptions.nref)")
+            }
+            model = m
+            allResults = results
+            previous = Array(results[mine])
+            log.info("resuming after iteration \(m.iteration) from \(restart).h5")
+        } else {
+            model = try startingModel(inputs, refinement: refinement, particles: particles, reducer: reducer)
+            try communicator.agree { if rank == 0 { try outputs.prepareDirectory() } }
+            allResults = inputs.images.enumerated().map { i, image in
+                ParticleResult(globalIndex: i, angles: image.angles, shift: image.shift,
+                               classNumber: (image.classIndex ?? 0) + 1, logLikelihood: 0, maxProbability: 0,
+                               regionNumber: image.region.map { $0 + 1 } ?? 0, halfSet: Particle.halfSet(seed: o.seed, globalIndex: i))
+            }
+            try communicator.agree {
+                if rank == 0 {
+                    try outputs.write(iteration: model.iteration, model: model, results: allResults, images: inputs.imageTable,
+                                      statistics: nil, timing: nil, state: RestartState())
+                }
+            }
+            log.info("starting references ready (\(model.classCount) class(es), \(setup.dim)³) in \(formatDuration(clock.restart()))")
+        }
+
+        let first = model.iteration + 1
+        let last = o.onlyAverage ? first : o.iter
+        var iterationSeconds: [Double] = []
+        var lastStatistics: IterationStatistics?
+        if first > last { log.info("nothing to do: iteration \(model.iteration) is already the last (--iter \(o.iter))") }
+        for it in first ... max(first, last) where it <= last {
+            let iterationClock = Stopwatch()
+            // Inside an agreement: a rank whose E-step fails meets the others at the agreement that
+            // AgreeingReducer holds before the sums, and every rank stops with its message.
+            let (next, local, statistics) = try communicator.agree {
+                try refinement.runIteration(it, model: model, particles: particles, previous: previous, reducer: reducer)
+            }
+            model = next
+            previous = local
+            var eStep = [statistics.timing.eStep, -statistics.timing.eStep]
+            try communicator.allreduceInPlace(&eStep, .max)
+            let gathered = try communicator.gatherBytes(ResultCodec.encode(local), root: 0)
+            if let gathered { allResults = gathered.flatMap(ResultCodec.decode).sorted { $0.globalIndex < $1.globalIndex } }
+            var writeClock = Stopwatch()
+            var timing = RankTiming(eStepMax: eStep[0], eStepMin: -eStep[1], reduce: statistics.timing.reduce,
+                                    mStep: statistics.timing.mStep, write: 0, total: 0, ranks: communicator.size,
+                                    threads: o.thr)
+            try communicator.agree {
+                if rank == 0 {
+                    try outputs.write(iteration: it, model: model, results: allResults, images: inputs.imageTable,
+                                      statistics: statistics, timing: nil, state: RestartState())
+                    timing.write = writeClock.restart()
+                    timing.total = iterationClock.seconds
+                    // The log doc carries the complete breakdown, so it is rewritten once the write time is known.
+                    try outputs.logDoc(iteration: it, statistics: statistics, timing: timing)
+                        .write(to: outputs.base(it) + "_log.doc")
+                }
+            }
+            iterationSeconds.append(iterationClock.seconds)
+            lastStatistics = statistics
+            reportProgress(it, last: last, statistics: statistics, timing: timing, seconds: iterationSeconds)
+            if statistics.converged {
+                log.info("optimization converged at iteration \(it)")
+                break
+            }
+            if try stopRequestedOnAnyRank(), it < last {
+                try communicator.agree {
+                    if rank == 0 { try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics) }
+                }
+                throw InterruptedRun(message: "stopped by a signal after iteration \(it) (files of iteration \(it) are complete); "
+                    + "resume with the same command plus --restart \(outputs.base(it))")
+            }
+        }
+        try communicator.agree {
+            if rank == 0 { try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics) }
+        }
+        let root = outputs.base(nil)
+        log.info("done: \(root).doc, \(root)_ref.doc, \(root).h5, \(root)_ref000001.mrc …")
+    }
+
+    private func writeFinal(_ outputs: RefineOutputs, model: Model, results: [ParticleResult], inputs: RefineInputs,
+                            statistics: IterationStatistics?) throws {
+        try outputs.write(iteration: nil, model: model, results: results, images: inputs.imageTable,
+                          statistics: statistics, timing: nil, state: RestartState())
+    }
+
+    /// Maps the command-line options onto the Engine's; K comes from `--nref` or the `--ref` volumes.
+    private func makeEngineOptions(_ inputs: RefineInputs) throws -> RefinementOptions {
+        let o = options
+        var e = RefinementOptions()
+        if o.onlyAverage {
+            e.nref = max(1, (inputs.images.compactMap(\.classIndex).max() ?? 0) + 1)
+        } else {
+            e.nref = o.nref ?? inputs.referenceLocators.count
+        }
+        e.istart = o.istart
+        e.iterations = o.iter
+        e.angularStep = o.ang
+        e.psiSampling = o.psiSampling
+        e.angSearch = o.angSearch
+        e.limitPsi = !o.dontLimitPsiRange
+        e.symmetry = o.sym
+        e.dim = o.dim
+        e.maxres = o.maxres
+        e.offset = o.offset
+        e.noise = o.noise
+        e.reg0 = o.reg0
+        e.regF = o.regF
+        e.regSteps = o.regSteps
+        e.imputeIterations = o.imputeIter
+        e.noimpThreshold = o.noimpThreshold
+        e.dontImpute = o.dontImpute
+        e.fixSigmaNoise = o.fixSigmaNoise
+        e.fixSigmaOffset = o.fixSigmaOffset
+        e.fixFractions = o.fixFractions
+        e.eps = o.eps
+        e.limitTrans = o.limitTrans
+        e.maxCC = o.maxCC
+        e.dontAlign = o.dontAlign
+        e.dontRotate = o.dontRotate
+        e.onlyAverage = o.onlyAverage
+        e.perturb = o.perturb
+        e.noSmallAngle = o.noSmallAngle
+        e.seed = o.seed
+        e.threads = o.thr
+        e.pixelSize = o.pixelSize
+        e.keepAngles = o.keepAngles
+        e.filter = o.filter
+        e.iniFilter = o.iniFilter
+        try e.validate()
+        return e
+    }
+
+    private func makeSetup(_ e: RefinementOptions, _ inputs: RefineInputs) throws -> RefinementSetup {
+        let symmetry = try SymmetryGroup(name: e.symmetry)
+        var sampling: AngularSampling?
+        var local: (any OrientationCandidateSource)?
+        if !e.fixedOrientation {
+            let grid = try AngularSampling(angularStep: e.angularStep, psiStep: e.psiSampling, symmetry: symmetry,
+                                           tilt0: options.tilt0, tiltF: options.tiltF, smallAngle: !e.noSmallAngle)
+            sampling = grid
+            if e.angSearch > 0 { local = try LocalSearch(sampling: grid, radius: e.angSearch, limitPsi: e.limitPsi) }
+        }
+        return try RefinementSetup(options: e, originalDim: inputs.originalDim, regions: inputs.regions,
+                                   symmetry: symmetry, sampling: sampling, localSearch: local)
+    }
+
+    /// Reads and prepares this rank's images only (contiguous block of global indices).
+    private func loadParticles(_ range: Range<Int>, inputs: RefineInputs, refinement: Refinement) throws -> [Particle] {
+        var loaded: [ParticleInput] = []
+        loaded.reserveCapacity(range.count)
+        for i in range {
+            let entry = inputs.images[i]
+            let context = inputs.imageTable.location(row: i)
+            let locator = try ImageLocator(parsing: entry.image, context: context)
+                .resolved(metadataFile: inputs.imageMetadataPath, context: context)
+            let volume = try VolumeIO.readCubic(locator.description, box: inputs.originalDim)
+            loaded.append(ParticleInput(globalIndex: i, volume: volume, region: entry.region, angles: entry.angles,
+                                        shift: entry.shift, classIndex: entry.classIndex))
+        }
+        return try refinement.prepare(loaded)
+    }
+
+    /// `--ref` volumes (read by every rank), or references generated from random subsets (`--nref`).
+    private func startingModel(_ inputs: RefineInputs, refinement: Refinement, particles: [Particle],
+                               reducer: AgreeingReducer) throws -> Model {
+        let setup = refinement.setup
+        if !inputs.referenceLocators.isEmpty {
+            let prepared = try communicator.agree {
+                let volumes = try inputs.referenceLocators.map { try VolumeIO.readCubic($0.description, box: inputs.originalDim) }
+                return try InitialReferences.prepare(loaded: volumes, setup: setup)
+            }
+            return try communicator.agree { try refinement.initialModel(references: prepared.references, fractions: inputs.referenceWeights) }
+        }
+        if options.onlyAverage {
+            let zero = Volume(dim: setup.dim)
+            return try refinement.initialModel(references: [Volume](repeating: zero, count: setup.options.nref))
+        }
+        let generated = try communicator.agree {
+            try InitialReferences.generate(particles: particles, totalImages: inputs.images.count, setup: setup, reducer: reducer)
+        }
+        return try communicator.agree { try refinement.initialModel(references: generated.references, fractions: inputs.referenceWeights) }
+    }
+
+    private func stopRequestedOnAnyRank() throws -> Bool {
+        try communicator.allreduce(Int64(StopRequest.isSet ? 1 : 0), .max) != 0
+    }
+
+    private func logSummary(_ inputs: RefineInputs, _ setup: RefinementSetup) {
+        let o = setup.options
+        let orientations = setup.sampling?.count ?? 1
+        let search = o.angSearch > 0 ? " (local search ±\(o.angSearch)°)" : ""
+        let boxes = "\(inputs.images.count) subtomograms of \(inputs.originalDim)³ → working box \(setup.dim)³"
+        let work = "\(o.nref) class(es); \(orientations) orientation(s)\(search); \(inputs.regions.count) missing region(s)"
+        log.info("\(boxes); \(work); \(communicator.size) rank(s) × \(o.threads) thread(s)")
+    }
+
+    private func reportProgress(_ it: Int, last: Int, statistics s: IterationStatistics, timing t: RankTiming, seconds: [Double]) {
+        let mean = seconds.reduce(0, +) / Double(seconds.count)
+        let remaining = Double(last - it) * mean
+        let fractions = s.fractions.map { String(format: "%.3f", $0) }.joined(separator: " ")
+        let ll = String(format: "%.6g", s.logLikelihood)
+        let pmax = String(format: "%.3f", s.averageMaxProbability)
+        let sigma = String(format: "%.4g", s.sigmaNoise)
+        let sigmaOffset = String(format: "%.3g", s.sigmaOffset)
+        let model = "LL \(ll), pMax \(pmax), σ \(sigma), σ_off \(sigmaOffset), fractions [\(fractions)]"
+        let parts = "E-step \(formatDuration(t.eStepMax)), reduce \(formatDuration(t.reduce)), "
+            + "M-step \(formatDuration(t.mStep)), write \(formatDuration(t.write))"
+        let eta = it < last ? "; about \(formatDuration(remaining)) left" : ""
+        log.info("iteration \(it)/\(last): \(model); \(formatDuration(t.total)) (\(parts))\(eta)")
+        if rank == 0 {
+            FileHandle.standardOutput.write(Data((t.jsonLine(iteration: it, statistics: s) + "\n").utf8))
+        }
+    }
+}
+
+/// A reducer that agrees before every reduction, so a rank that failed earlier (and went to its
+/// agreement) is met there instead of leaving the others inside a collective it will never enter.
+struct AgreeingReducer: Reducer {
+    let communicator: Communicator
+    init(_ communicator: Communicator) { self.communicator = communicator }
+    var rank: Int { communicator.rank }
+    var size: Int { communicator.size }
+    func sumInPlace(_ values: inout [Double]) throws {
+        try communicator.agreeOnError(nil)
+        try communicator.allreduceInPlace(&values, .sum)
+    }
+    func maxInPlace(_ values: inout [Double]) throws {
+        try communicator.agreeOnError(nil)
+        try communicator.allreduceInPlace(&values, .max)
+    }
+    func minInPlace(_ values: inout [Double]) throws {
+        try communicator.agreeOnError(nil)
+        try communicator.allreduceInPlace(&values, .min)
+    }
+}
+
+/// SIGTERM / SIGUSR1 (Slurm's warning before a time limit, `scancel --signal`): finish the current
+/// iteration, write it, and stop with a message saying how to resume.
+enum StopRequest {
+    nonisolated(unsafe) private static var flag: sig_atomic_t = 0
+
+    static func install() {
+        signal(SIGTERM) { _ in StopRequest.flag = 1 }
+        signal(SIGUSR1) { _ in StopRequest.flag = 1 }
+    }
+
+    static var isSet: Bool { flag != 0 }
+}
+
+/// The run stopped cleanly on request; the exit status says so (75, EX_TEMPFAIL: "try again").
+struct InterruptedRun: Error, CustomStringConvertible, LocalizedError, ExitStatusProviding {
+    let message: String
+    var description: String { message }
+    var errorDescription: String? { message }
+    var exitStatus: ExitStatus { ExitStatus(rawValue: 75) }
+}

@@ -1,0 +1,109 @@
+import Engine
+import Formats
+import Foundation
+import Volumes
+
+/// The HDF5 file of an iteration doubles as its restart point: besides the documented reference stack
+/// it holds, exactly (float64), the model scalars and every particle's last result, so that
+/// `--restart <oroot>_itNNNNNN` continues with bit-identical state and ends with the same files as a
+/// run that was never stopped.
+struct RestartState {
+    static let particleDataset = "particles/state"
+    static let modelDataset = "model/per_class"
+    /// Per particle: global index, rot, tilt, psi, shiftX, shiftY, shiftZ, class, logLikelihood,
+    /// maxProbability, region, half-set.
+    static let particleColumns = 12
+
+    func write(to path: String, model: Model, results: [ParticleResult], voxelSize: Double,
+               logLikelihood: Double) throws {
+        let d = model.dim
+        let K = model.classCount
+        let particleValues = ResultCodec.values(results)
+        // Per class: resolution, signal change, then the FSC curve over shells 0…d/2.
+        let shells = d / 2 + 1
+        var perClass: [Double] = []
+        for k in 0 ..< K {
+            let curve = model.fsc[k].count == shells ? model.fsc[k] : [Double](repeating: 0, count: shells)
+            perClass += [model.resolutions[k], model.signalChange[k]] + curve
+        }
+        let publishedFSC: [[Double]]? = model.fsc.allSatisfy { $0.count == shells }
+            ? model.fsc.map { Array($0.dropFirst()) } : nil
+        var file = ReferenceStackFile(
+            references: model.references, fsc: publishedFSC, iteration: model.iteration, voxelSize: voxelSize,
+            classFractions: model.fractions, sigmaNoise: model.sigmaNoise, sigmaOffset: model.sigmaOffset,
+            logLikelihood: logLikelihood,
+            extraAttributes: ["regularisation": model.regularisation])
+        file.extraDatasets[Self.particleDataset] = .init(shape: [results.count, Self.particleColumns], values: particleValues)
+        file.extraDatasets[Self.modelDataset] = .init(shape: [K, 2 + shells], values: perClass)
+        try file.write(to: path)
+    }
+
+    /// Reads `<prefix>.h5` back into a model and the per-particle results (indexed by global index).
+    static func read(prefix: String, imageCount: Int) throws -> (Model, [ParticleResult]) {
+        let path = prefix.hasSuffix(".h5") ? prefix : prefix + ".h5"
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ValidationFailure("--restart \(prefix): \(path) does not exist (give the <oroot>_itNNNNNN of a finished iteration)")
+        }
+        let file = try ReferenceStackFile.read(path, extraDatasetNames: [particleDataset, modelDataset])
+        let K = file.classCount
+        let d = file.box
+        let shells = d / 2 + 1
+        var model = Model(references: file.references, fractions: file.classFractions, sigmaNoise: file.sigmaNoise,
+                          sigmaOffset: file.sigmaOffset, iteration: file.iteration,
+                          regularisation: file.extraAttributes["regularisation"] ?? 0)
+        let perClass = file.extraDatasets[modelDataset]!
+        guard perClass.shape == [K, 2 + shells] else {
+            throw ValidationFailure("\(path): dataset \(modelDataset) has shape \(perClass.shape), expected [\(K), \(2 + shells)]")
+        }
+        for k in 0 ..< K {
+            let row = Array(perClass.values[(k * (2 + shells)) ..< ((k + 1) * (2 + shells))])
+            model.resolutions[k] = row[0]
+            model.signalChange[k] = row[1]
+            model.fsc[k] = Array(row[2...])
+        }
+        let state = file.extraDatasets[particleDataset]!
+        guard state.shape.count == 2, state.shape[1] == particleColumns, state.shape[0] == imageCount else {
+            throw ValidationFailure("\(path) holds \(state.shape.first ?? 0) particles but the input has \(imageCount): "
+                + "restart with the same -i (and --doc) as the interrupted run")
+        }
+        let results = ResultCodec.results(from: state.values)
+        return (model, results)
+    }
+}
+
+/// Per-particle results as flat float64 records (`RestartState.particleColumns` each): the layout of the
+/// restart dataset and of the bytes gathered to rank 0.
+enum ResultCodec {
+    static let doublesPerResult = RestartState.particleColumns
+
+    static func values(_ results: [ParticleResult]) -> [Double] {
+        var values: [Double] = []
+        values.reserveCapacity(results.count * doublesPerResult)
+        for r in results {
+            values += [Double(r.globalIndex), r.angles.rot, r.angles.tilt, r.angles.psi, r.shift.x, r.shift.y, r.shift.z,
+                       Double(r.classNumber), r.logLikelihood, r.maxProbability, Double(r.regionNumber), Double(r.halfSet)]
+        }
+        return values
+    }
+
+    static func results(from values: [Double]) -> [ParticleResult] {
+        (0 ..< values.count / doublesPerResult).map { i in
+            let v = Array(values[(i * doublesPerResult) ..< ((i + 1) * doublesPerResult)])
+            return ParticleResult(globalIndex: Int(v[0]), angles: EulerAngles(rot: v[1], tilt: v[2], psi: v[3]),
+                                  shift: SIMD3(v[4], v[5], v[6]), classNumber: Int(v[7]), logLikelihood: v[8],
+                                  maxProbability: v[9], regionNumber: Int(v[10]), halfSet: Int(v[11]))
+        }
+    }
+
+    static func encode(_ results: [ParticleResult]) -> [UInt8] {
+        values(results).withUnsafeBytes { Array($0) }
+    }
+
+    static func decode(_ bytes: [UInt8]) -> [ParticleResult] {
+        var values = [Double](repeating: 0, count: bytes.count / 8)
+        values.withUnsafeMutableBytes { dst in
+            bytes.withUnsafeBytes { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0 ..< dst.count])) }
+        }
+        return results(from: values)
+    }
+}

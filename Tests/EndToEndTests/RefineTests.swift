@@ -1,0 +1,136 @@
+import Foundation
+import Formats
+import Testing
+
+/// `ml_tomo refine` end to end under mpirun: the files of ARCHITECTURE.md, the readers users have,
+/// the seed's chaining through `_itNNNNNN.doc`, and results that do not depend on ranks or threads.
+@Suite(.serialized) struct RefineTests {
+    /// The common small problem: 12 particles of 24³, two classes, ±60° wedge.
+    private func refineArguments(oroot: String, iterations: Int = 2, threads: Int = 1) -> [String] {
+        ["-i", "images.sel", "--oroot", oroot, "--nref", "2", "--doc", "images.doc", "--missing", "wedges.doc",
+         "--iter", "\(iterations)", "--ang", "30", "--thr", "\(threads)"]
+    }
+
+    @Test func writesEveryFileAndTheReadersOpenThem() async throws {
+        let ws = try Workspace("files")
+        try await ws.simulate("data", particles: 12, size: 24, classes: 2, snr: 1)
+        let run = try await ProcessRunner.mpirun(ranks: 2, refineArguments(oroot: "run/x"), currentDirectory: ws.file("data"),
+                                                 timeout: 600)
+        try #require(run.status == 0, "\(run)")
+        for it in ["it000000", "it000001", "it000002"] {
+            for suffix in [".doc", "_ref.doc", ".h5", "_ref000001.mrc", "_ref000002.mrc"] {
+                #expect(ws.exists("data/run/x_\(it)\(suffix)"), "missing x_\(it)\(suffix)")
+            }
+        }
+        for suffix in ["_it000001_log.doc", "_it000002_log.doc", ".doc", "_ref.doc", ".h5", "_ref000001.mrc", "_ref000002.mrc"] {
+            #expect(ws.exists("data/run/x\(suffix)"), "missing x\(suffix)")
+        }
+        // A JSON line per iteration for scripts.
+        #expect(run.stdout.split(separator: "\n").filter { $0.hasPrefix("{\"event\":\"iteration\"") }.count == 2, "\(run.stdout)")
+
+        let check = try await Python.run("""
+            import glob, mrcfile, starfile, h5py, sys
+            for f in sorted(glob.glob('run/x*.mrc')):
+                assert mrcfile.validate(f, print_file=open('/dev/null', 'w')), f
+                with mrcfile.open(f) as m:
+                    assert m.data.shape == (24, 24, 24), (f, m.data.shape)
+            doc = starfile.read('run/x.doc')
+            assert len(doc) == 12, len(doc)
+            for col in ['image', 'angleRot', 'angleTilt', 'anglePsi', 'shiftX', 'shiftY', 'shiftZ', 'ref', 'logLikelihood', 'missingRegionNumber']:
+                assert col in doc.columns, (col, list(doc.columns))
+            assert set(doc['ref']) <= {1, 2}
+            refs = starfile.read('run/x_ref.doc')
+            assert len(refs) == 2 and abs(refs['weight'].sum() - 1) < 1e-6, refs
+            log = starfile.read('run/x_it000002_log.doc')
+            with h5py.File('run/x.h5', 'r') as h:
+                assert h['references'].shape == (2, 24, 24, 24), h['references'].shape
+                assert h['references'].dtype == 'float32'
+                assert abs(sum(h.attrs['class_fractions']) - 1) < 1e-9
+                assert h.attrs['iteration'] == 2
+            print('READERS OK')
+            """, currentDirectory: ws.file("data"))
+        #expect(check.status == 0 && check.stdout.contains("READERS OK"), "\(check)")
+
+        // The seed chains runs through the iteration docs: --doc <previous>_itNNNNNN.doc --keep_angles.
+        let chained = try await ProcessRunner.mpirun(
+            ranks: 2, ["-i", "images.sel", "--oroot", "run/y", "--nref", "1", "--doc", "run/x_it000002.doc", "--keep_angles",
+                       "--missing", "wedges.doc", "--iter", "1", "--ang", "30", "--ang_search", "40"],
+            currentDirectory: ws.file("data"), timeout: 600)
+        #expect(chained.status == 0, "\(chained)")
+        #expect(ws.exists("data/run/y.doc"))
+    }
+
+    /// Per-image columns of a doc: (class, rot, tilt, psi, shiftX, shiftY, shiftZ) by image.
+    private func results(_ path: String) throws -> [String: [Double]] {
+        let table = try MetaDataFile.readTable(path)
+        var out: [String: [Double]] = [:]
+        for row in 0 ..< table.rowCount {
+            out[try table.string("image", row: row)] = try ["ref", "angleRot", "angleTilt", "anglePsi", "shiftX", "shiftY", "shiftZ"]
+                .map { try table.double($0, row: row) }
+        }
+        return out
+    }
+
+    @Test func resultsDoNotDependOnRanksOrThreads() async throws {
+        let ws = try Workspace("ranks")
+        try await ws.simulate("data", particles: 12, size: 24, classes: 2, snr: 1)
+        let layouts: [(ranks: Int, threads: Int)] = [(1, 1), (2, 1), (3, 1), (1, 2)]
+        for (ranks, threads) in layouts {
+            let run = try await ProcessRunner.mpirun(ranks: ranks, refineArguments(oroot: "r\(ranks)t\(threads)/x", threads: threads),
+                                                     currentDirectory: ws.file("data"), timeout: 600)
+            try #require(run.status == 0, "np \(ranks) thr \(threads): \(run)")
+        }
+        let reference = try results(ws.file("data/r1t1/x.doc"))
+        let referenceStack = try ReferenceStackFile.read(ws.file("data/r1t1/x.h5"))
+        for (ranks, threads) in layouts.dropFirst() {
+            let name = "r\(ranks)t\(threads)"
+            let other = try results(ws.file("data/\(name)/x.doc"))
+            #expect(other.keys.sorted() == reference.keys.sorted())
+            for (image, values) in reference {
+                #expect(other[image] == values, "\(name): \(image) \(other[image] ?? []) vs \(values)")
+            }
+            let stack = try ReferenceStackFile.read(ws.file("data/\(name)/x.h5"))
+            for (a, b) in zip(referenceStack.references, stack.references) {
+                let norm = a.data.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+                let diff = zip(a.data, b.data).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
+                #expect(diff <= 1e-5 * norm, "\(name): references differ by \(diff / norm) relative")
+            }
+        }
+    }
+
+    @Test func twoRunsWithTheSameArgumentsWriteIdenticalBytes() async throws {
+        let ws = try Workspace("bytes")
+        try await ws.simulate("data", particles: 10, size: 24, classes: 2, snr: 1)
+        var snapshots: [[String: Data]] = []
+        for attempt in 0 ..< 2 {
+            let run = try await ProcessRunner.mpirun(ranks: 2, refineArguments(oroot: "run/x"), currentDirectory: ws.file("data"),
+                                                     timeout: 600)
+            try #require(run.status == 0, "attempt \(attempt): \(run)")
+            var files: [String: Data] = [:]
+            for name in ws.files(under: "data/run") { files[name] = try ws.read("data/run/" + name) }
+            snapshots.append(files)
+            try FileManager.default.removeItem(atPath: ws.file("data/run"))
+        }
+        #expect(snapshots[0].keys.sorted() == snapshots[1].keys.sorted())
+        #expect(!snapshots[0].isEmpty)
+        for (name, bytes) in snapshots[0] {
+            #expect(snapshots[1][name] == bytes, "\(name) differs between two identical runs")
+        }
+    }
+
+    @Test func aMissingImageStopsEveryRankWithOneMessageAndNoOutput() async throws {
+        let ws = try Workspace("missing")
+        try await ws.simulate("data", particles: 9, size: 24, classes: 2, snr: 1)
+        // Remove a particle that rank 2 of 3 owns: only that rank can see the problem.
+        let table = try MetaDataFile.readTable(ws.file("data/images.sel"))
+        let lastImage = try table.string("image", row: table.rowCount - 1)
+        try FileManager.default.removeItem(atPath: ws.file("data/" + lastImage))
+        let run = try await ProcessRunner.mpirun(ranks: 3, refineArguments(oroot: "run/x"), currentDirectory: ws.file("data"),
+                                                 timeout: 120)
+        #expect(run.status != 0)
+        let combined = run.stdout + run.stderr
+        #expect(combined.components(separatedBy: lastImage).count - 1 >= 1, "\(run)")
+        #expect(combined.components(separatedBy: "ml_tomo: error").count - 1 == 1, "the error should be printed once: \(run)")
+        #expect(!ws.exists("data/run"), "nothing may be written after a failed start")
+    }
+}
