@@ -39,6 +39,7 @@ public enum EStep {
         var image: Int32
         var orientation: Int32
         var klass: Int32
+        /// Physical index of the best shift in the correlation volume.
         var bestShift: Int32
         var maxLog: Double
         var logSum: Double
@@ -52,7 +53,7 @@ public enum EStep {
         var klass: Int32
         /// Subtract from ℓ(s) to get the normalised weight (ln Σ weights of the image).
         var logNorm: Double
-        /// ≥ 0: hard assignment with weight 1 at this window position (maxCC / only_average).
+        /// ≥ 0: hard assignment with weight 1 at this physical shift index (maxCC / only_average).
         var deltaShift: Int32
     }
 
@@ -116,7 +117,7 @@ public enum EStep {
             for (i, p) in particles.enumerated() {
                 let c = p.inputClass ?? 0
                 jobsByOrientation[i].append(WeightJob(image: Int32(i), klass: Int32(c), logNorm: 0,
-                                                      deltaShift: Int32(window.zeroPosition)))
+                                                      deltaShift: 0))
                 results.append(ParticleResult(globalIndex: p.globalIndex, angles: p.inputAngles, shift: p.inputShift,
                                               classNumber: c + 1, logLikelihood: 0, maxProbability: 1,
                                               regionNumber: p.regionNumber, halfSet: p.halfSet))
@@ -148,7 +149,7 @@ public enum EStep {
                     continue
                 }
                 let bestShift = o.dontAlign ? p.inputShift
-                    : -SIMD3<Double>(window.shifts[Int(best.bestShift)]) / setup.scaleFactor
+                    : -SIMD3<Double>(window.shiftBox[Int(best.bestShift)]) / setup.scaleFactor
                 if maxCC {
                     // Hard assignment to the best (a, k, s) (spec §7); CC* is reported as max probability.
                     jobsByOrientation[Int(best.orientation)].append(
@@ -240,6 +241,32 @@ public enum EStep {
             plan.inverseDestroyingInput(product.pointer, corr.pointer)
         }
 
+        /// max over the window of ln P(s) + scale·corr(s) (Float, 8 lanes).
+        @inline(__always)
+        func windowMax(logPrior: UnsafePointer<Float>, segments: [(start: Int, count: Int)], scale: Float) -> Float {
+            let c = UnsafeRawPointer(corr.pointer)
+            let l = UnsafeRawPointer(logPrior)
+            var m8 = SIMD8<Float>(repeating: -.infinity)
+            var m1 = -Float.infinity
+            let s8 = SIMD8<Float>(repeating: scale)
+            for seg in segments {
+                var j = seg.start
+                let end = seg.start + seg.count
+                while j + 8 <= end {
+                    let lp = l.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self)
+                    let cv = c.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self)
+                    let v = lp + s8 * cv
+                    m8.replace(with: v, where: v .> m8)
+                    j += 8
+                }
+                while j < end {
+                    m1 = max(m1, logPrior[j] + scale * corr.pointer[j])
+                    j += 1
+                }
+            }
+            return max(m8.max(), m1)
+        }
+
         /// V·Σ_half w·|R̂_k|² for the Parseval weights `w` of one region.
         func a2(klass: Int, weights: [Float]) -> Double {
             let r = UnsafeRawPointer(rotated[klass].pointer).assumingMemoryBound(to: Float.self)
@@ -284,8 +311,10 @@ public enum EStep {
         let everyone = (0 ..< t.particles.count).map { Int32($0) }
         var a2 = [Double](repeating: 0, count: k * regionCount)
         var a2Done = [Bool](repeating: false, count: k * regionCount)
-        w.index.withUnsafeBufferPointer { idx in
-        w.logPrior.withUnsafeBufferPointer { lnP in
+        let scaleF = Float(scale)
+        w.logPriorBox.withUnsafeBufferPointer { lnPBox in
+        w.radius2Box.withUnsafeBufferPointer { r2Box in
+            let lnP = lnPBox.baseAddress!
             for a in t.orientations(ofSlot: s) {
                 let vis = t.plan.visitors?[a] ?? everyone
                 if vis.isEmpty { continue }
@@ -305,28 +334,33 @@ public enum EStep {
                         count += 1
                         let half = 0.5 * (a2[key] + p.xi2)
                         let cst = t.logAlpha[c] - lnN - half / t.sigma2
+                        let maxTF = ws.windowMax(logPrior: lnP, segments: w.segments, scale: scaleF)
+                        let maxT = Double(maxTF)
+                        if cst + maxT < runningMax[i] + logSig - 1 { continue }
+                        // Exact (Double) weights for shifts within e^-40 of the Float maximum.
                         let corr = ws.corr.pointer
-                        var maxT = -Double.infinity
+                        var sumE = 0.0, sumED = 0.0, sumES2 = 0.0
+                        var bestT = -Double.infinity
                         var arg = 0
-                        for j in 0 ..< idx.count {
-                            let tj = lnP[j] + scale * Double(corr[Int(idx[j])])
-                            if tj > maxT { maxT = tj; arg = j }
+                        for seg in w.segments {
+                            for j in seg.start ..< seg.start + seg.count {
+                                let uF = lnP[j] + scaleF * corr[j] - maxTF
+                                if !(uF > -40) { continue }
+                                let cj = Double(corr[j])
+                                let tj = Double(lnP[j]) + scale * cj
+                                if tj > bestT { bestT = tj; arg = j }
+                                let e = Foundation.exp(tj - maxT)
+                                sumE += e
+                                sumED += e * (half - vol * cj)
+                                sumES2 += e * r2Box[j]
+                            }
                         }
-                        let maxLog = cst + maxT
+                        guard sumE > 0 else { continue }
+                        let maxLog = cst + bestT
                         if maxLog < runningMax[i] + logSig { continue }
                         if maxLog > runningMax[i] { runningMax[i] = maxLog }
-                        var sumE = 0.0, sumED = 0.0, sumES2 = 0.0
-                        for j in 0 ..< idx.count {
-                            let cj = Double(corr[Int(idx[j])])
-                            let u = lnP[j] + scale * cj - maxT
-                            if u < -50 { continue }
-                            let e = Foundation.exp(u)
-                            sumE += e
-                            sumED += e * (half - vol * cj)
-                            sumES2 += e * w.radius2[j]
-                        }
                         out.append(Candidate(image: iv, orientation: Int32(a), klass: Int32(c), bestShift: Int32(arg),
-                                             maxLog: maxLog, logSum: maxLog + Foundation.log(sumE),
+                                             maxLog: maxLog, logSum: cst + maxT + Foundation.log(sumE),
                                              meanD: sumED / sumE, meanS2: sumES2 / sumE))
                     }
                 }
@@ -379,9 +413,11 @@ public enum EStep {
                     var maxC = -Double.infinity
                     var arg = 0
                     let corr = ws.corr.pointer
-                    for j in 0 ..< w.count {
-                        let v = Double(corr[Int(w.index[j])])
-                        if v > maxC { maxC = v; arg = j }
+                    for seg in w.segments {
+                        for j in seg.start ..< seg.start + seg.count {
+                            let v = Double(corr[j])
+                            if v > maxC { maxC = v; arg = j }
+                        }
                     }
                     let cc = maxC / norm
                     if best[i] == nil || cc > best[i]!.maxLog {
@@ -417,6 +453,7 @@ public enum EStep {
         var maskBuffer = [Float](repeating: 0, count: nh)
         let w = t.window
         let scale = Double(vol) / max(t.sigma2, .leastNormalMagnitude)
+        let scaleF = Float(scale)
         let lnNByImage = t.plan.visitCount.map { Foundation.log(Double($0)) }
 
         for a in orientations {
@@ -430,24 +467,35 @@ public enum EStep {
                 let p = t.particles[i]
                 var total = 0.0
                 if job.deltaShift >= 0 {
-                    weights[Int(w.index[Int(job.deltaShift)])] = 1
+                    weights[Int(job.deltaShift)] = 1
                     total = 1
                 } else {
                     p.spectrum.withUnsafeBufferPointer { ws.correlate($0.baseAddress!, klass: c) }
                     let a2 = ws.a2(klass: c, weights: t.setup.parsevalWeights[p.region])
                     let cst = t.logAlpha[c] - lnNByImage[i] - 0.5 * (a2 + p.xi2) / t.sigma2 - job.logNorm
                     let corr = ws.corr.pointer
-                    for j in 0 ..< w.count {
-                        let u = cst + w.logPrior[j] + scale * Double(corr[Int(w.index[j])])
-                        if u < -50 { continue }
-                        let e = Foundation.exp(u)
-                        weights[Int(w.index[j])] = Float(e)
-                        total += e
+                    let cstF = Float(cst)
+                    w.logPriorBox.withUnsafeBufferPointer { lnP in
+                        for seg in w.segments {
+                            for j in seg.start ..< seg.start + seg.count {
+                                // Float pre-filter, exact Double weight for the survivors.
+                                if !(cstF + lnP[j] + scaleF * corr[j] > -45) { continue }
+                                let u = cst + Double(lnP[j]) + scale * Double(corr[j])
+                                if u < -40 { continue }
+                                let e = Foundation.exp(u)
+                                weights[j] = Float(e)
+                                total += e
+                            }
+                        }
                     }
                 }
                 // Σ_s w(s)·X̃(r + s) ⇔ F_X ⊙ conj(FFTu(w)).
                 ws.plan.forwardUnnormalised(weights.pointer, weightSpectrum.pointer)
-                for j in 0 ..< w.count { weights[Int(w.index[j])] = 0 }
+                if job.deltaShift >= 0 {
+                    weights[Int(job.deltaShift)] = 0
+                } else {
+                    for seg in w.segments { (weights.pointer + seg.start).update(repeating: 0, count: seg.count) }
+                }
                 let slotIndex = p.halfSet * k + c
                 used[slotIndex] = true
                 regionWeight[slotIndex * regionCount + p.region] += total
@@ -476,7 +524,7 @@ public enum EStep {
                 }
                 ws.plan.inverseDestroyingInput(back.pointer, image.pointer)
                 var y = Volume(nx: d, ny: d, nz: d, data: image.toArray())
-                y.maskSphericalAverageOutside()
+                t.setup.realMasks.maskSphericalAverageOutside(&y)
                 let r = y.rotated(by: rotation, outside: y.cornerValue)
                 sums.imageSums[slotIndex].withUnsafeMutableBufferPointer { dst in
                     r.data.withUnsafeBufferPointer { src in

@@ -123,7 +123,7 @@ public struct InitialReferences: Sendable {
                 throw EngineError("reference \(i + 1) is \(v.nx)x\(v.ny)x\(v.nz), expected \(setup.originalDim)³ like the images")
             }
             var r = v.nx == d ? v : v.fourierResized(to: d)
-            r.maskSphericalAverageOutside()
+            setup.realMasks.maskSphericalAverageOutside(&r)
             if smooth {
                 let a = EulerAngles(rot: 32, tilt: 61, psi: 53).matrix
                 r = r.rotated(by: a, outside: r.cornerValue)

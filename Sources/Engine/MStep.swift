@@ -218,7 +218,7 @@ public enum MStep {
             }
         }
         var out = FourierVolume(nx: d, ny: d, nz: d, data: f).inverseTransform()
-        out.maskSphericalAverageOutside()
+        setup.realMasks.maskSphericalAverageOutside(&out)
         let elements = setup.symmetry.nonIdentityElements
         if !elements.isEmpty {
             var acc = out.data.map { Double($0) }

@@ -8,6 +8,8 @@ public protocol OrientationCandidateSource: Sendable {
     func candidates(around angles: EulerAngles) -> [Int]
 }
 
+extension LocalSearch: OrientationCandidateSource {}
+
 /// Everything fixed for a whole run that the E- and M-steps share: box sizes, Fourier masks, the
 /// missing regions and their image-frame masks, the orientation grid, the symmetry group.
 /// Built once per process from the options; immutable and shared read-only by all threads.
@@ -20,6 +22,8 @@ public struct RefinementSetup: Sendable {
     /// d / originalDim: converts original pixels to working pixels.
     public let scaleFactor: Double
     public let resolution: ResolutionMasks
+    /// The real-space sphere masks of spec §4.4 (spherical average outside).
+    public let realMasks: RealSpaceMasks
     /// Missing regions (0-based, in metadata order); empty means no missing data.
     public let regions: [MissingRegion]
     public let symmetry: SymmetryGroup
@@ -66,6 +70,7 @@ public struct RefinementSetup: Sendable {
         self.scaleFactor = Double(d) / Double(originalDim)
         let resolution = ResolutionMasks(dim: d, maxres: options.maxres)
         self.resolution = resolution
+        self.realMasks = RealSpaceMasks(dim: d)
         self.regions = regions
         self.symmetry = options.fixedOrientation ? .c1 : symmetry
         if !options.fixedOrientation && sampling == nil {

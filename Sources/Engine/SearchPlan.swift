@@ -65,12 +65,46 @@ struct ShiftWindow: Sendable {
     var shifts: [SIMD3<Int32>]
     /// Position of s = 0 in the window.
     var zeroPosition: Int
+    /// ln P_φ at every physical index of the d³ box (−∞ outside the window), for contiguous scans.
+    var logPriorBox: [Float] = []
+    /// Contiguous runs (start, length) of physical indices covering the window.
+    var segments: [(start: Int, count: Int)] = []
+    /// |s|² and the logical shift s at every physical index (meaningful inside the window).
+    var radius2Box: [Double] = []
+    var shiftBox: [SIMD3<Int32>] = []
 
     var count: Int { index.count }
 
+    /// Fills `logPriorBox` and `segments` from the window entries.
+    mutating func buildBoxLayout(dim d: Int) {
+        var box = [Float](repeating: -Float.infinity, count: d * d * d)
+        for j in index.indices { box[Int(index[j])] = Float(logPrior[j]) }
+        logPriorBox = box
+        var r2 = [Double](repeating: 0, count: d * d * d)
+        var sh = [SIMD3<Int32>](repeating: .zero, count: d * d * d)
+        for j in index.indices {
+            r2[Int(index[j])] = radius2[j]
+            sh[Int(index[j])] = shifts[j]
+        }
+        radius2Box = r2
+        shiftBox = sh
+        let sorted = index.map(Int.init).sorted()
+        var runs: [(start: Int, count: Int)] = []
+        for p in sorted {
+            if let last = runs.last, last.start + last.count == p {
+                runs[runs.count - 1].count += 1
+            } else {
+                runs.append((p, 1))
+            }
+        }
+        segments = runs
+    }
+
     static func make(dim d: Int, sigmaOffset: Double, limitTrans: Double, onlyZero: Bool) -> ShiftWindow {
         if onlyZero || sigmaOffset <= 1e-6 {
-            return ShiftWindow(index: [0], logPrior: [0], radius2: [0], shifts: [.zero], zeroPosition: 0)
+            var w = ShiftWindow(index: [0], logPrior: [0], radius2: [0], shifts: [.zero], zeroPosition: 0)
+            w.buildBoxLayout(dim: d)
+            return w
         }
         let var2 = sigmaOffset * sigmaOffset
         let logNorm = -1.5 * Foundation.log(2 * Double.pi * var2)
@@ -108,8 +142,9 @@ struct ShiftWindow: Sendable {
             }
         }
         if w.index.isEmpty {  // limit_trans < 1 with a window: only s = 0 remains
-            return ShiftWindow(index: [0], logPrior: [0], radius2: [0], shifts: [.zero], zeroPosition: 0)
+            w = ShiftWindow(index: [0], logPrior: [0], radius2: [0], shifts: [.zero], zeroPosition: 0)
         }
+        w.buildBoxLayout(dim: d)
         return w
     }
 }

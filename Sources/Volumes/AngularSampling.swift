@@ -19,6 +19,11 @@ public struct Orientation: Sendable, Equatable {
         self.direction = direction
         self.unperturbed = unperturbed
     }
+
+    /// An unperturbed entry with matrix E(angles), e.g. for the fixed-orientation modes of §5.3.
+    public init(angles: EulerAngles, direction: Int) {
+        self.init(angles: angles, matrix: angles.matrix, direction: direction, unperturbed: angles)
+    }
 }
 
 /// The exhaustive orientation grid of spec §5.1–5.2 and its perturbation (§5.5).

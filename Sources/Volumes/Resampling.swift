@@ -57,35 +57,48 @@ public func resampleTrilinear(_ src: UnsafePointer<Float>, nx: Int, ny: Int, nz:
                 // Truncation (not floor): a source in (−1e−6, 0) uses index 0 with a tiny negative weight.
                 let x0 = Int(ux), y0 = Int(uy), z0 = Int(uz)
                 let fx = ux - Double(x0), fy = uy - Double(y0), fz = uz - Double(z0)
-                let hasX1 = x0 + 1 < nx, hasY1 = y0 + 1 < ny, hasZ1 = z0 + 1 < nz
-                let b = z0 * sxy + y0 * nx + x0
-                var acc = 0.0
-                // Plane z0
-                var p = Double(src[b]) * (1 - fx)
-                if hasX1 { p += Double(src[b + 1]) * fx }
-                var plane = p * (1 - fy)
-                if hasY1 {
-                    var q = Double(src[b + nx]) * (1 - fx)
-                    if hasX1 { q += Double(src[b + nx + 1]) * fx }
-                    plane += q * fy
+                let b = z0 &* sxy &+ y0 &* nx &+ x0
+                if x0 &+ 1 < nx && y0 &+ 1 < ny && z0 &+ 1 < nz {
+                    // All eight neighbours exist (every voxel except those on the last planes).
+                    let p = src + b
+                    let q = p + sxy
+                    let c00 = Double(p[0]) + fx * (Double(p[1]) - Double(p[0]))
+                    let c10 = Double(p[nx]) + fx * (Double(p[nx &+ 1]) - Double(p[nx]))
+                    let c01 = Double(q[0]) + fx * (Double(q[1]) - Double(q[0]))
+                    let c11 = Double(q[nx]) + fx * (Double(q[nx &+ 1]) - Double(q[nx]))
+                    let c0 = c00 + fy * (c10 - c00)
+                    let c1 = c01 + fy * (c11 - c01)
+                    row[x] = Float(c0 + fz * (c1 - c0))
+                    continue
                 }
-                acc = plane * (1 - fz)
-                if hasZ1 {
-                    let b1 = b + sxy
-                    var p1 = Double(src[b1]) * (1 - fx)
-                    if hasX1 { p1 += Double(src[b1 + 1]) * fx }
-                    var plane1 = p1 * (1 - fy)
-                    if hasY1 {
-                        var q1 = Double(src[b1 + nx]) * (1 - fx)
-                        if hasX1 { q1 += Double(src[b1 + nx + 1]) * fx }
-                        plane1 += q1 * fy
-                    }
-                    acc += plane1 * fz
-                }
-                row[x] = Float(acc)
+                row[x] = Float(trilinearDroppingMissing(src, b, nx: nx, sxy: sxy,
+                                                        hasX1: x0 + 1 < nx, hasY1: y0 + 1 < ny, hasZ1: z0 + 1 < nz,
+                                                        fx: fx, fy: fy, fz: fz))
             }
         }
     }
+}
+
+/// Trilinear sum where neighbours beyond the last index are dropped (their weight is simply not added,
+/// as in the original; no renormalisation).
+@inline(never)
+private func trilinearDroppingMissing(_ src: UnsafePointer<Float>, _ b: Int, nx: Int, sxy: Int,
+                                      hasX1: Bool, hasY1: Bool, hasZ1: Bool,
+                                      fx: Double, fy: Double, fz: Double) -> Double {
+    func plane(_ base: Int) -> Double {
+        var p = Double(src[base]) * (1 - fx)
+        if hasX1 { p += Double(src[base + 1]) * fx }
+        var value = p * (1 - fy)
+        if hasY1 {
+            var q = Double(src[base + nx]) * (1 - fx)
+            if hasX1 { q += Double(src[base + nx + 1]) * fx }
+            value += q * fy
+        }
+        return value
+    }
+    var acc = plane(b) * (1 - fz)
+    if hasZ1 { acc += plane(b + sxy) * fz }
+    return acc
 }
 
 extension Matrix3 {

@@ -1,0 +1,241 @@
+import Foundation
+import Testing
+import Engine
+import Volumes
+
+/// Builds a refinement on synthetic data (d small, coarse sampling) through the single-process reducer.
+struct Scenario {
+    var refinement: Refinement
+    var particles: [Particle]
+    var truths: [Synthetic.Truth]
+    var truthReferences: [Volume]
+
+    init(dim d: Int = 16, count: Int = 24, noise: Double = 0.15, maxShift: Double = 1, wedge: Bool = true,
+         options adjust: (inout RefinementOptions) -> Void = { _ in }) throws {
+        var o = RefinementOptions()
+        o.nref = 2
+        o.angularStep = 30
+        o.offset = 1
+        o.noise = noise
+        o.iterations = 4
+        o.noSmallAngle = true
+        adjust(&o)
+        let region = wedge ? try MissingRegion(kind: .wedgeY, thetaY0: -60, thetaYF: 60) : nil
+        let sampling = try AngularSampling(angularStep: o.angularStep, psiStep: o.psiSampling, smallAngle: !o.noSmallAngle)
+        let setup = try RefinementSetup(options: o, originalDim: d, regions: region.map { [$0] } ?? [],
+                                        sampling: o.fixedOrientation ? nil : sampling)
+        truthReferences = Synthetic.twoClasses(dim: d)
+        let (inputs, truths) = Synthetic.particles(references: truthReferences, count: count, noiseSigma: noise,
+                                                   maxShift: maxShift, region: region, seed: 42)
+        refinement = Refinement(setup: setup)
+        particles = try refinement.prepare(inputs)
+        self.truths = truths
+    }
+
+    /// Runs `iterations` EM iterations from `model`; returns the last model, results and all statistics.
+    func run(from model: Model, iterations: ClosedRange<Int>) throws -> (Model, [ParticleResult], [IterationStatistics]) {
+        var m = model
+        var results: [ParticleResult]? = nil
+        var stats: [IterationStatistics] = []
+        for it in iterations {
+            let out = try refinement.runIteration(it, model: m, particles: particles, previous: results,
+                                                  reducer: SingleProcessReducer())
+            m = out.model
+            results = out.results
+            stats.append(out.statistics)
+        }
+        return (m, results ?? [], stats)
+    }
+
+    /// Median angular error (degrees) after the best global rotation per class.
+    func medianAngularError(_ results: [ParticleResult]) -> Double {
+        var errors: [Double] = []
+        for k in Set(results.map(\.classNumber)) {
+            let members = results.indices.filter { results[$0].classNumber == k }
+            var best = Double.infinity
+            for j in members {
+                let g = results[j].angles.matrix * truths[j].rotation.transposed
+                let e = Synthetic.median(members.map {
+                    rotationDistance(results[$0].angles.matrix, g * truths[$0].rotation)
+                })
+                best = min(best, e)
+            }
+            errors.append(contentsOf: [Double](repeating: best, count: members.count))
+        }
+        return Synthetic.median(errors)
+    }
+}
+
+@Suite struct EngineTests {
+    @Test func knownReferencesGiveAnglesWithinTheStep() throws {
+        let s = try Scenario(count: 12) { $0.iterations = 1; $0.angularStep = 20 }
+        let refs = try InitialReferences.prepare(loaded: s.truthReferences, setup: s.refinement.setup)
+        let model = try s.refinement.initialModel(references: refs.references)
+        let (_, results, _) = try s.run(from: model, iterations: 1 ... 1)
+        let accuracy = Synthetic.classAccuracy(results, s.truths)
+        let direct = zip(results, s.truths).map { rotationDistance($0.0.angles.matrix, $0.1.rotation) }
+        print("known refs: accuracy \(accuracy), angular errors \(direct.map { Int($0) })")
+        for (r, t) in zip(results, s.truths) { print(r.classNumber, t.klass + 1, r.shift, t.shift, r.maxProbability, r.logLikelihood) }
+        #expect(accuracy == 1)
+        #expect(zip(results, s.truths).allSatisfy { $0.0.classNumber - 1 == $0.1.klass })
+        #expect(Synthetic.median(direct) <= s.refinement.setup.options.angularStep)
+        let shiftErrors = zip(results, s.truths).map { (($0.0.shift - $0.1.shift) * ($0.0.shift - $0.1.shift)).sum().squareRoot() }
+        #expect(Synthetic.median(shiftErrors) <= 1)
+    }
+}
+
+@Suite struct EngineReferenceFreeTests {
+    @Test func referenceFreeTwoClassesAreRecovered() throws {
+        let env = ProcessInfo.processInfo.environment
+        let ang = Double(env["RF_ANG"] ?? "") ?? 20
+        let nref = Int(env["RF_NREF"] ?? "") ?? 2
+        let iters = Int(env["RF_ITER"] ?? "") ?? 8
+        let noiseOpt = Double(env["RF_SIGMA"] ?? "") ?? 1
+        let perturb = env["RF_PERTURB"] != nil
+        let s = try Scenario(count: 24, noise: 0.15) { $0.angularStep = ang; $0.iterations = iters; $0.nref = nref; $0.noise = noiseOpt; $0.perturb = perturb }
+        let ini = try InitialReferences.generate(particles: s.particles, totalImages: s.particles.count,
+                                                 setup: s.refinement.setup, reducer: SingleProcessReducer())
+        let model = try s.refinement.initialModel(references: ini.references)
+        let (m, results, stats) = try s.run(from: model, iterations: 1 ... iters)
+        for st in stats {
+            print("it \(st.iteration): tr \(st.timing.eStep) LL \(st.logLikelihood) pmax \(st.averageMaxProbability) σ \(st.sigmaNoise) σoff \(st.sigmaOffset) α \(st.fractions) sig \(st.significantTriples) reseed \(st.reseededClasses)")
+        }
+        let accuracy = Synthetic.classAccuracy(results, s.truths)
+        let error = s.medianAngularError(results)
+        print("classes", results.map(\.classNumber), s.truths.map { $0.klass + 1 })
+        print("reference-free: accuracy \(accuracy), median angular error \(error), fractions \(m.fractions)")
+        #expect(accuracy >= 0.95)
+        #expect(error <= s.refinement.setup.options.angularStep)
+    }
+
+    @Test func logLikelihoodDoesNotDecreaseWithFixedSampling() throws {
+        let s = try Scenario(count: 12, noise: 0.3) { $0.angularStep = 30; $0.iterations = 5; $0.reseedEmptyClasses = false }
+        let ini = try InitialReferences.generate(particles: s.particles, totalImages: s.particles.count,
+                                                 setup: s.refinement.setup, reducer: SingleProcessReducer())
+        let model = try s.refinement.initialModel(references: ini.references)
+        let (_, _, stats) = try s.run(from: model, iterations: 1 ... 5)
+        let ll = stats.map(\.logLikelihood)
+        print("LL per iteration: \(ll)")
+        for i in 1 ..< ll.count {
+            #expect(ll[i] >= ll[i - 1] - 1e-6 * abs(ll[i - 1]), "iteration \(i + 1): \(ll[i]) < \(ll[i - 1])")
+        }
+    }
+}
+
+@Suite struct EngineDeterminismTests {
+    func twoIterations(threads: Int) throws -> (Model, [ParticleResult]) {
+        let s = try Scenario(count: 10, noise: 0.3) { $0.angularStep = 30; $0.threads = threads; $0.perturb = true }
+        let ini = try InitialReferences.generate(particles: s.particles, totalImages: s.particles.count,
+                                                 setup: s.refinement.setup, reducer: SingleProcessReducer())
+        let model = try s.refinement.initialModel(references: ini.references)
+        let (m, r, _) = try s.run(from: model, iterations: 1 ... 2)
+        return (m, r)
+    }
+
+    @Test func resultsDoNotDependOnThreadsAndRepeat() throws {
+        let (m1, r1) = try twoIterations(threads: 1)
+        let (m2, r2) = try twoIterations(threads: 2)
+        let (m3, r3) = try twoIterations(threads: 2)
+        #expect(r1.map(\.classNumber) == r2.map(\.classNumber))
+        #expect(r1.map(\.angles) == r2.map(\.angles))
+        #expect(r1.map(\.shift) == r2.map(\.shift))
+        for (a, b) in zip(m1.references, m2.references) {
+            let diff = zip(a.data, b.data).map { abs(Double($0) - Double($1)) }.max() ?? 0
+            let scale = a.data.map { abs(Double($0)) }.max() ?? 1
+            #expect(diff <= 1e-5 * scale)
+        }
+        // Same seed, same thread count: bit-identical.
+        #expect(m2 == m3)
+        #expect(r2 == r3)
+    }
+}
+
+@Suite struct EngineSumsAndMStepTests {
+    @Test func sumsRoundTripThroughPacking() throws {
+        var s = Sums(dim: 6, classCount: 2)
+        var rng = SeededRandom(seed: 3, streams: 1)
+        for i in s.imageSums.indices { for j in s.imageSums[i].indices { s.imageSums[i][j] = rng.nextGaussian() } }
+        for i in s.wedgeSums.indices { for j in s.wedgeSums[i].indices { s.wedgeSums[i][j] = rng.nextUniform() } }
+        s.classWeights = [3.5, 1.25]
+        s.sigmaNoiseSum = 12
+        s.sigmaOffsetSum = 4
+        s.maxProbabilitySum = 0.75
+        s.logLikelihood = -123.5
+        s.imageCount = 5
+        let packed = s.packed()
+        #expect(packed.count == Sums.packedCount(dim: 6, classCount: 2))
+        let back = try Sums(unpacking: packed, dim: 6, classCount: 2)
+        #expect(back == s)
+        #expect(throws: EngineError.self) { try Sums(unpacking: Array(packed.dropLast()), dim: 6, classCount: 2) }
+    }
+
+    @Test func emptyClassKeepsItsReference() throws {
+        let s = try Scenario(count: 4, noise: 0.3) { $0.reseedEmptyClasses = false; $0.fixSigmaNoise = true }
+        let refs = try InitialReferences.prepare(loaded: s.truthReferences, setup: s.refinement.setup)
+        let model = try s.refinement.initialModel(references: refs.references)
+        var sums = Sums(dim: 16, classCount: 2)
+        // Only class 0 received data (a copy of the weighted truth with full wedge coverage).
+        sums.classWeights = [2, 0]
+        sums.imageSums[0] = s.truthReferences[0].data.map { Double($0) }
+        sums.imageSums[2] = s.truthReferences[0].data.map { Double($0) }
+        for j in sums.wedgeSums[0].indices { sums.wedgeSums[0][j] = 1; sums.wedgeSums[2][j] = 1 }
+        let (m, _) = MStep.run(setup: s.refinement.setup, model: model, sums: sums, iteration: 1)
+        let expected = MStep.postProcess(model.references[1], setup: s.refinement.setup, lowPass: nil)
+        #expect(m.references[1] == expected)
+        #expect(m.fractions == [1, 0])
+        #expect(m.references[0] != model.references[0])
+        #expect(m.references[1].data.allSatisfy { $0.isFinite })
+    }
+
+    @Test func optionsRejectBadCombinations() {
+        var o = RefinementOptions()
+        o.nref = 0
+        #expect(throws: EngineError.self) { try o.validate() }
+        o.nref = 2
+        o.reg0 = 1
+        o.regF = 2
+        #expect(throws: EngineError.self) { try o.validate() }
+        o.regF = 0
+        #expect(throws: Never.self) { try o.validate() }
+    }
+}
+
+@Suite struct EngineReconstructionTests {
+    static func correlation(_ a: Volume, _ b: Volume) -> Double {
+        let n = Double(a.count)
+        let ma = a.data.reduce(0.0) { $0 + Double($1) } / n
+        let mb = b.data.reduce(0.0) { $0 + Double($1) } / n
+        var ab = 0.0, aa = 0.0, bb = 0.0
+        for j in 0 ..< a.count {
+            let x = Double(a.data[j]) - ma, y = Double(b.data[j]) - mb
+            ab += x * y; aa += x * x; bb += y * y
+        }
+        return ab / (aa * bb).squareRoot()
+    }
+
+    @Test(arguments: [true, false])
+    func oneIterationFromTheTruthReconstructsTheTruth(wedge: Bool) throws {
+        let s = try Scenario(count: 24, noise: 0.15, wedge: wedge) { $0.angularStep = 20 }
+        let refs = try InitialReferences.prepare(loaded: s.truthReferences, setup: s.refinement.setup)
+        let model = try s.refinement.initialModel(references: refs.references)
+        let (m, results, _) = try s.run(from: model, iterations: 1 ... 2)
+        for k in 0 ..< 2 {
+            let target = MStep.postProcess(s.truthReferences[k], setup: s.refinement.setup, lowPass: nil)
+            let cc = Self.correlation(m.references[k], target)
+            print("wedge \(wedge) class \(k + 1): correlation with the truth \(cc), accuracy \(Synthetic.classAccuracy(results, s.truths))")
+            #expect(cc > 0.9)
+        }
+    }
+}
+
+@Suite struct EngineBenchmarkTests {
+    @Test func benchmarkReportsTheWorkload() throws {
+        let env = ProcessInfo.processInfo.environment
+        let n = Int(env["ENGINE_BENCH_PARTICLES"] ?? "") ?? 8
+        let ang = Double(env["ENGINE_BENCH_ANG"] ?? "") ?? 30
+        let r = try EngineBenchmark.refinementWorkload(particles: n, dim: 32, classes: 2, angularStep: ang, threads: 2)
+        print(r)
+        #expect(r.triples == n * 2 * r.orientations)
+        #expect(r.eStepSeconds > 0 && r.fftSeconds > 0)
+    }
+}
