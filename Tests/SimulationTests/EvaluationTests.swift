@@ -59,6 +59,14 @@ struct EvaluationTests {
         }
         let (report, _) = try Evaluation.evaluate(truth: truth, estimates: estimates)
         #expect(abs(report.accuracy - 0.5) <= 0.15)
+        // Random orientations stay wrong even after the best frame: the fit cannot explain noise.
+        let randomAngles = truth.enumerated().map { i, r -> ParticleRecord in
+            var e = r
+            e.angles = EulerAngles(matrix: randomRotation(77, UInt64(i)))
+            return e
+        }
+        let (angleReport, _) = try Evaluation.evaluate(truth: truth, estimates: randomAngles)
+        #expect(angleReport.angularErrorFitted.median > 60)
         #expect(report.accuracy >= 0.5)  // best matching of two labels is never below one half
         #expect(abs(report.adjustedRandIndex) < 0.05)
     }
@@ -103,6 +111,20 @@ struct EvaluationTests {
         #expect(rotationDistance(fitted[0].rotation, g) < 1e-4)
         #expect(report.angularErrorFitted.median < 1e-4)
         #expect(report.angularErrorFitted.max > 10)
+    }
+
+    @Test("random rotations are Haar-uniform: the mean rotation matrix vanishes")
+    func uniformRotations() {
+        var rng = SeededRandom(seed: 8, streams: 1)
+        var sum = [Double](repeating: 0, count: 9)
+        let n = 4000
+        for _ in 0..<n {
+            let r = uniformRandomRotation(&rng)
+            #expect(abs(r.determinant - 1) < 1e-12)
+            for i in 0..<9 { sum[i] += r[i / 3, i % 3] }
+        }
+        // Each entry has variance 1/3 under the Haar measure: 5 standard errors of the mean.
+        #expect(sum.allSatisfy { abs($0 / Double(n)) < 5 * (1.0 / 3.0 / Double(n)).squareRoot() })
     }
 
     @Test("nearest rotation of a rotation is itself; of a scaled rotation, the rotation")
