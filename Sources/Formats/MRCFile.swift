@@ -56,11 +56,13 @@ public enum MRCFile {
         return try header(of: f)
     }
 
-    static func header(of f: borrowing ReadOnlyFile) throws -> MRCHeader {
+    /// Parses the header; `head` may hold the file's first 1024 bytes already read.
+    static func header(of f: borrowing ReadOnlyFile, head: [UInt8]? = nil) throws -> MRCHeader {
         if f.size < 1024 {
             throw FormatError(.truncated, file: f.path, "file is truncated: an MRC header needs 1024 bytes but the file has \(f.size)")
         }
-        return try parseHeader(try f.bytes(at: 0, count: 1024, what: "the MRC header"), path: f.path, fileSize: f.size)
+        let bytes = try head.flatMap { $0.count >= 1024 ? $0 : nil } ?? f.bytes(at: 0, count: 1024, what: "the MRC header")
+        return try parseHeader(bytes, path: f.path, fileSize: f.size)
     }
 
     /// Is this plausibly an MRC header (used for format detection)?
