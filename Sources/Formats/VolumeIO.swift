@@ -81,6 +81,8 @@ public enum VolumeIO {
             info = VolumeInfo(format: .spider, nx: h.nx, ny: h.ny, nz: h.nz, count: h.volumeCount,
                               voxelSize: h.pixelSize > 0 ? Double(h.pixelSize) : nil)
         case .hdf5:
+            HDF5File.lock.lock()
+            defer { HDF5File.lock.unlock() }
             let h5 = try HDF5File.open(loc.path)
             defer { h5.close() }
             let shape = try h5.shape(hdf5VolumeDataset)
@@ -154,6 +156,8 @@ public enum VolumeIO {
     }
 
     static func readHDF5(_ loc: ImageLocator) throws -> Volume {
+        HDF5File.lock.lock()
+        defer { HDF5File.lock.unlock() }
         let h5 = try HDF5File.open(loc.path)
         defer { h5.close() }
         let shape = try h5.shape(hdf5VolumeDataset)
