@@ -35,6 +35,16 @@ public struct MRCHeader: Equatable, Sendable {
     /// Sections per volume.
     public var volumeDepth: Int { isVolumeStack ? mz : nz }
 
+    /// Size of each volume along x, y, z after applying the axis order (MAPC/MAPR/MAPS).
+    public var volumeSize: (x: Int, y: Int, z: Int) {
+        let axes = [mapc, mapr, maps]
+        let dims = [nx, ny, volumeDepth]
+        guard axes.sorted() == [1, 2, 3] else { return (nx, ny, volumeDepth) }
+        var out = [0, 0, 0]
+        for f in 0..<3 { out[axes[f] - 1] = dims[f] }
+        return (out[0], out[1], out[2])
+    }
+
     var bytesPerVoxel: Int {
         switch mode {
         case 0: return 1

@@ -74,7 +74,8 @@ public enum VolumeIO {
         switch format {
         case .mrc:
             let h = try MRCFile.header(of: f, head: head)
-            info = VolumeInfo(format: .mrc, nx: h.nx, ny: h.ny, nz: h.volumeDepth, count: h.volumeCount,
+            let size = h.volumeSize
+            info = VolumeInfo(format: .mrc, nx: size.x, ny: size.y, nz: size.z, count: h.volumeCount,
                               voxelSize: h.voxelSize > 0 ? h.voxelSize : nil)
         case .spider:
             let h = try SpiderFile.header(of: f, head: head)
