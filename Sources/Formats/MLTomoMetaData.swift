@@ -55,6 +55,10 @@ public struct ImageMetaData: Sendable {
                 if m < 1 { throw table.error(row: r, .wrongType, "_missingRegionNumber = \(m); missing regions are numbered from 1") }
                 region = m
             }
+            for label in zeroFilled {
+                let v = try table.double(label, row: r)
+                if !v.isFinite { throw table.error(row: r, .nonFinite, "_\(label) = \(v) is not a finite number") }
+            }
             entries.append(SubtomogramEntry(
                 image: image, row: r, missingRegion: region,
                 rot: try table.double("angleRot", row: r), tilt: try table.double("angleTilt", row: r),

@@ -71,6 +71,9 @@ import Testing
         let lacks = s.write("data_\nloop_\n _missingRegionType\n _missingRegionThetaY0\n cone 60\n pyramid 60\n", to: "p.doc")
         let e3 = try #require(formatError { _ = try MissingRegionMetaData.read(lacks) })
         #expect(e3.description == "\(lacks):6: a pyramid region needs _missingRegionThetaYF, which the file lacks")
+        let nanAngle = s.write("data_\nloop_\n _image\n _angleTilt\n a.vol 1\n b.vol nan\n", to: "n.doc")
+        let e4 = try #require(formatError { _ = try ImageMetaData.read(nanAngle) })
+        #expect(e4.description == "\(nanAngle):6: _angleTilt = nan is not a finite number")
         let empty = s.write("data_\nloop_\n _missingRegionType\n", to: "e.doc")
         #expect(formatError { _ = try MissingRegionMetaData.read(empty) }?.message == "no missing regions defined")
     }
