@@ -73,6 +73,9 @@ struct RefineRun {
             log.info("starting references ready (\(model.classCount) class(es), \(setup.dim)³) in \(formatDuration(clock.restart()))")
         }
 
+        // The unit of the cost model (one d³ c2r FFT on one thread), measured here so that the floor in the
+        // JSON lines comes from the same run as the timings.
+        let fftSeconds = rank == 0 ? EngineBenchmark.fftSeconds(dim: setup.dim, repetitions: 100) : 0
         let first = model.iteration + 1
         let last = o.onlyAverage ? first : o.iter
         var iterationSeconds: [Double] = []
@@ -87,14 +90,14 @@ struct RefineRun {
             }
             model = next
             previous = local
-            var eStep = [statistics.timing.eStep, -statistics.timing.eStep]
+            var eStep = [statistics.timing.eStep, -statistics.timing.eStep, Self.peakRSSMiB()]
             try communicator.allreduceInPlace(&eStep, .max)
             let gathered = try communicator.gatherBytes(ResultCodec.encode(local), root: 0)
             if let gathered { allResults = gathered.flatMap(ResultCodec.decode).sorted { $0.globalIndex < $1.globalIndex } }
             var writeClock = Stopwatch()
             var timing = RankTiming(eStepMax: eStep[0], eStepMin: -eStep[1], reduce: statistics.timing.reduce,
                                     mStep: statistics.timing.mStep, write: 0, total: 0, ranks: communicator.size,
-                                    threads: o.thr)
+                                    threads: o.thr, peakRSSMiB: eStep[2], fftSeconds: fftSeconds)
             try communicator.agree {
                 if rank == 0 {
                     try outputs.write(iteration: it, model: model, results: allResults, images: inputs.imageTable,
@@ -230,6 +233,13 @@ struct RefineRun {
             try InitialReferences.generate(particles: particles, totalImages: inputs.images.count, setup: setup, reducer: reducer)
         }
         return try communicator.agree { try refinement.initialModel(references: generated.references, fractions: inputs.referenceWeights) }
+    }
+
+    /// This process's peak resident set size (MiB), from getrusage.
+    static func peakRSSMiB() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
     }
 
     private func stopRequestedOnAnyRank() throws -> Bool {
