@@ -47,8 +47,30 @@ fail() { echo "local-cluster: ERROR: $*" >&2; exit 1; }
 
 # --- helpers ------------------------------------------------------------------------------------
 
-pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+# A daemon that exited but was not reaped yet (a zombie: its new parent may be a subreaper that is
+# slow to wait, e.g. a test runner) still answers kill -0, so look at its state too.
+pid_alive() {
+    [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ $state != Z ]]
+}
 pid_from()  { [[ -s $1 ]] && tr -dc '0-9' <"$1" || true; }
+
+# Daemons inherit the caller's blocked-signal mask, and slurmd never unblocks SIGTERM: started from a
+# thread that blocks signals (test runners, some IDEs and notebook kernels do), it would ignore `kill`.
+# Start them with an empty mask and default signal handling when python3 is there to do it.
+clean_exec() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import os, signal, sys
+signal.pthread_sigmask(signal.SIG_SETMASK, [])
+for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+    signal.signal(s, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' "$@"
+    else
+        "$@"
+    fi
+}
 
 # Runs a client command with a time limit, so a dead controller never hangs us.
 client() { timeout 10 "$@" </dev/null; }
@@ -115,7 +137,7 @@ ensure_munge() {
     local old; old=$(pid_from "$MUNGE_PID")
     if [[ -n $old ]] && ! pid_alive "$old"; then rm -f "$MUNGE_PID"; fi
     rm -f "$MUNGE_RUN/munge.socket.2.lock" 2>/dev/null || true
-    runuser -u munge -- /usr/sbin/munged </dev/null >"$DIR/log/munged.stderr" 2>&1 ||
+    clean_exec runuser -u munge -- /usr/sbin/munged </dev/null >"$DIR/log/munged.stderr" 2>&1 ||
         { log_tails; fail "munged did not start"; }
     local i
     for ((i = 0; i < 50; i++)); do
@@ -196,9 +218,9 @@ cmd_start() {
     : >"$DIR/log/slurmd.log"
 
     # Daemons get /dev/null and log files as stdio, so they never hold a caller's pipe open.
-    slurmctld -c -i -f "$CONF" </dev/null >"$DIR/log/slurmctld.stderr" 2>&1 ||
+    clean_exec slurmctld -c -i -f "$CONF" </dev/null >"$DIR/log/slurmctld.stderr" 2>&1 ||
         { log_tails; fail "slurmctld did not start"; }
-    slurmd -N "$NODE" -f "$CONF" </dev/null >"$DIR/log/slurmd.stderr" 2>&1 ||
+    clean_exec slurmd -N "$NODE" -f "$CONF" </dev/null >"$DIR/log/slurmd.stderr" 2>&1 ||
         { log_tails; fail "slurmd did not start"; }
 
     local state="" deadline=$((SECONDS + START_TIMEOUT))
@@ -253,6 +275,15 @@ stop_daemons() {
                 sleep 0.5
             done
         fi
+    fi
+    # `scontrol shutdown` asks slurmctld to stop every slurmd and then itself (by RPC, not signals).
+    if pid_alive "$cp"; then
+        client scontrol shutdown >/dev/null 2>&1 || true
+        local j
+        for ((j = 0; j < 50; j++)); do
+            pid_alive "$cp" || pid_alive "$dp" || break
+            sleep 0.2
+        done
     fi
     terminate "$dp" slurmd
     terminate "$cp" slurmctld

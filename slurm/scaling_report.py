@@ -260,7 +260,7 @@ def write_tables(results: list[JobResult], study: str) -> list[str]:
                      fmt(r.time_per_iteration, 4), fmt(r.speedup), fmt(r.efficiency)]
                     + [fmt(r.breakdown.get(k), 4) for k in labels] + [r.source])
     with open(os.path.join(study, "scaling.csv"), "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, lineterminator="\n")
         w.writerow(head)
         w.writerows(rows)
     md = ["# ml_tomo scaling study", "",

@@ -129,3 +129,130 @@ import Testing
         #expect(stopped.stdout.contains("slurmctld: not running"), "\(stopped.report)")
     }
 }
+
+/// slurm/scaling-study.sh and slurm/scaling_report.py: the numbers in the table come from the files.
+/// Nested in SlurmTests so that its `.serialized` covers these tests too: all of them share one
+/// cluster directory and ports, and suites would otherwise run in parallel.
+extension SlurmTests {
+    @Suite struct ScalingStudy {
+        let cluster = LocalSlurmCluster()
+
+        /// Reads scaling.csv into one dictionary per row, keyed by column name.
+        static func readCSV(_ path: String) throws -> [[String: String]] {
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            let lines = text.split(whereSeparator: \.isNewline).map(String.init)
+            guard let header = lines.first?.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            else { return [] }
+            return lines.dropFirst().map { line in
+                // The report quotes no field except `source`, which comes last and may contain commas.
+                let cells = line.split(separator: ",", maxSplits: header.count - 1, omittingEmptySubsequences: false)
+                return Dictionary(uniqueKeysWithValues: zip(header, cells.map(String.init)))
+            }
+        }
+
+        /// Log docs in both XMIPP_STAR_1 forms (loop and key-value) and `srun --label`-prefixed JSON lines.
+        @Test func reportReadsTimingsFromLogDocsAndJsonLines() async throws {
+            let study = FileManager.default.temporaryDirectory.appendingPathComponent("scaling-report-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: study, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: study) }
+            let p = study.path
+            // Rank 1: loop-form log docs; iteration 1 (warm-up) is left out, the rest are summed per phase
+            // (EStepMin is not a phase of its own): it2 = 2.0+0.2+0.1+0.1 = 2.4, it3 = 2.6 -> median 2.5.
+            for (it, estep) in [(1, 9.0), (2, 2.0), (3, 2.2)] {
+                try """
+                # XMIPP_STAR_1 *
+                data_
+                loop_
+                 _iterationNumber
+                 _logLikelihood
+                 _timeEStepMax
+                 _timeEStepMin
+                 _timeReduce
+                 _timeMStep
+                 _timeWrite
+                 \(it) -100.5 \(estep) 1.0 0.2 0.1 0.1
+                """.write(toFile: String(format: "%@/r1_it%06d_log.doc", p, it), atomically: true, encoding: .utf8)
+            }
+            // Rank 2: key-value log docs, and wall-clock seconds from the JSON lines (1.5, 1.3 -> 1.4).
+            for it in 1...3 {
+                try """
+                # XMIPP_STAR_1 *
+                data_
+                 _iterationNumber \(it)
+                 _timeEStepMax 1.0
+                 _timeReduce 0.25
+                """.write(toFile: String(format: "%@/r2_it%06d_log.doc", p, it), atomically: true, encoding: .utf8)
+            }
+            try """
+            ml_tomo.sbatch: job 8 on localhost
+            0: {"event":"start","ranks":2}
+            0: {"event":"iteration","iteration":1,"seconds":9.0,"logLikelihood":-3}
+            0: {"event":"iteration","iteration":2,"seconds":1.5}
+            0: {"event":"iteration","iteration":3,"seconds":1.3}
+            0: not json {
+            """.write(toFile: "\(p)/r2.out", atomically: true, encoding: .utf8)
+            try """
+            series\tranks\tthreads\tparticles\tjobid\tdir\toroot\tstdout
+            strong\t1\t1\t64\t7\t\(p)\t\(p)/r1\t\(p)/r1.out
+            strong\t2\t1\t64\t8\t\(p)\t\(p)/r2\t\(p)/r2.out
+
+            """.write(toFile: "\(p)/jobs.tsv", atomically: true, encoding: .utf8)
+            try "jobid\tstate\texit\telapsed\n7\tCOMPLETED\t0:0\t00:00:09\n8\tCOMPLETED\t0:0\t00:00:05\n"
+                .write(toFile: "\(p)/states.tsv", atomically: true, encoding: .utf8)
+
+            let script = SlurmTestPaths.slurmDirectory.appendingPathComponent("scaling_report.py").path
+            let run = try await SlurmShell().run("python3", [script, p], timeout: .seconds(60))
+            try #require(run.succeeded, "\(run.report)")
+            let rows = try Self.readCSV("\(p)/scaling.csv")
+            try #require(rows.count == 2, "\(rows)")
+            #expect(rows[0]["time_per_iteration_s"].flatMap(Double.init) == 2.5)
+            #expect(rows[0]["iterations"] == "3")
+            #expect(rows[0]["timeEStepMin_s"].flatMap(Double.init) == 1.0)
+            #expect(rows[1]["time_per_iteration_s"].flatMap(Double.init) == 1.4)
+            #expect(rows[1]["source"] == "json wall time")
+            #expect(rows[1]["timeReduce_s"].flatMap(Double.init) == 0.25)
+            // Strong scaling: E = T(1)·1 / (T(2)·2) = 2.5 / 2.8.
+            let efficiency = try #require(rows[1]["efficiency"].flatMap(Double.init))
+            #expect(abs(efficiency - 2.5 / 2.8) < 1e-3)
+            let svg = try String(contentsOfFile: "\(p)/scaling.svg", encoding: .utf8)
+            #expect(svg.hasPrefix("<svg") && svg.contains("Parallel efficiency") && svg.contains("timeEStepMax"))
+            #expect(FileManager.default.fileExists(atPath: "\(p)/scaling.md"))
+        }
+
+        /// The whole study on the local cluster, with slurm/testing/fake-ml_tomo.sh as the program.
+        @Test func studyRunsStrongAndWeakSeriesOnTheLocalCluster() async throws {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("scaling-study-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: out) }
+            let fake = SlurmTestPaths.slurmDirectory.appendingPathComponent("testing/fake-ml_tomo.sh").path
+            let study = SlurmTestPaths.slurmDirectory.appendingPathComponent("scaling-study.sh").path
+
+            try await cluster.withRunningCluster {
+                var shell = cluster.shell
+                shell.environment["ML_TOMO_BIN"] = fake
+                shell.environment["FAKE_SECONDS_PER_IMAGE"] = "0.02"
+                let run = try await shell.run(
+                    "/bin/bash",
+                    [study, "--out", out.path, "--ranks", "1 2", "--particles", "16", "--particles-per-rank", "8",
+                     "--refine-cmd", "-i {data}/images.sel --oroot {oroot} --iter 2", "--timeout", "240"],
+                    timeout: .seconds(300))
+                try #require(run.succeeded, "\(run.report)")
+                let rows = try Self.readCSV(out.appendingPathComponent("scaling.csv").path)
+                #expect(rows.map { "\($0["series"] ?? "")/\($0["ranks"] ?? "")/\($0["particles"] ?? "")" }
+                        == ["strong/1/16", "strong/2/16", "weak/1/8", "weak/2/16"], "\(rows)")
+                for row in rows {
+                    #expect(row["state"] == "COMPLETED", "\(row)")
+                    #expect(row["iterations"] == "2", "\(row)")
+                    let t = row["time_per_iteration_s"].flatMap(Double.init) ?? 0
+                    #expect(t > 0 && t < 30, "\(row)")
+                    #expect(row["timeEStepMax_s"].flatMap(Double.init) != nil, "\(row)")
+                }
+                #expect(rows.first?["efficiency"] == "1")
+                // The fake E-step halves with 2 ranks (16 images × 0.02 s -> 8 × 0.02 s): a real speed-up.
+                let speedup = rows.count > 1 ? rows[1]["speedup"].flatMap(Double.init) ?? 0 : 0
+                #expect(speedup > 1.2, "\(rows)")
+                let svg = try String(contentsOf: out.appendingPathComponent("scaling.svg"), encoding: .utf8)
+                #expect(svg.contains("<polyline"))
+            }
+        }
+    }
+}
