@@ -42,6 +42,10 @@ MUNGE_OURS=$DIR/run/munged.started-by-us   # holds the pid of a munged this scri
 
 export SLURM_CONF=$CONF
 
+for v in CPUS CTLD_PORT SLURMD_PORT START_TIMEOUT; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "local-cluster: ERROR: ML_TOMO_SLURM_$v='${!v}' is not a positive integer" >&2; exit 2; }
+done
+
 say()  { echo "local-cluster: $*"; }
 fail() { echo "local-cluster: ERROR: $*" >&2; exit 1; }
 
@@ -76,9 +80,10 @@ os.execvp(sys.argv[1], sys.argv[1:])' "$@"
 client() { timeout 10 "$@" </dev/null; }
 
 log_tails() {
-    local f
-    for f in "$DIR/log/slurmctld.log" "$DIR/log/slurmd.log" "$MUNGE_LOG" "$DIR/log/munged.stderr" \
-             "$DIR/log/slurmctld.stderr" "$DIR/log/slurmd.stderr"; do
+    local f files=("$DIR/log/slurmctld.log" "$DIR/log/slurmd.log" "$DIR/log/slurmctld.stderr" "$DIR/log/slurmd.stderr")
+    # munged's log only matters when munge itself does not work.
+    munge_works || files+=("$MUNGE_LOG" "$DIR/log/munged.stderr")
+    for f in "${files[@]}"; do
         if [[ -s $f ]]; then
             echo "----- last lines of $f -----" >&2
             tail -n 25 "$f" >&2
@@ -210,6 +215,14 @@ cmd_start() {
     fi
     # Half-running from an earlier attempt: stop what is left and start afresh.
     stop_daemons quiet
+    # A port already taken (another Slurm, another local cluster) would make our daemons fail while
+    # the client commands happily talk to the other one.
+    local port
+    for port in "$CTLD_PORT" "$SLURMD_PORT"; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            fail "port $port is already in use (another Slurm running?). Stop it, or choose other ports with ML_TOMO_SLURM_CTLD_PORT / ML_TOMO_SLURM_SLURMD_PORT"
+        fi
+    done
     local t0=$SECONDS
     ensure_packages
     ensure_munge
@@ -232,6 +245,10 @@ cmd_start() {
         if [[ -s $DIR/run/slurmd.pid ]] && ! pid_alive "$(slurmd_pid)"; then break; fi
         sleep 0.5
     done
+    # The node must be idle *and* it must be our daemons that answered.
+    if [[ $state == idle ]] && ! { pid_alive "$(ctld_pid)" && pid_alive "$(slurmd_pid)"; }; then
+        state="idle, but reported by daemons that are not ours"
+    fi
     if [[ $state != idle ]]; then
         echo "local-cluster: node '$NODE' is '${state:-not answering}' after $((SECONDS - t0)) s" >&2
         pid_alive "$(ctld_pid)"   || echo "local-cluster: slurmctld is not running" >&2
