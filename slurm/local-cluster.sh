@@ -193,6 +193,8 @@ MinJobAge=3600
 KillWait=10
 InactiveLimit=0
 SlurmdTimeout=120
+# No mail on a test node (silences "Configured MailProg is invalid").
+MailProg=/bin/true
 
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$mem_mb State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
@@ -228,6 +230,9 @@ cmd_start() {
     ensure_munge
     write_config
     : >"$DIR/log/slurmctld.log"
+    # Job-step state left by a killed slurmd would be "recovered" into the new cluster: drop it
+    # (slurmctld -c below likewise starts with no jobs).
+    find "$DIR/state/slurmd" -mindepth 1 -delete 2>/dev/null || true
     : >"$DIR/log/slurmd.log"
 
     # Daemons get /dev/null and log files as stdio, so they never hold a caller's pipe open.
