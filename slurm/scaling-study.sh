@@ -186,9 +186,14 @@ fi
 # Wait until no job of ours is pending or running.
 say "waiting for ${#jobids[@]} jobs (at most $TIMEOUT s) ..."
 deadline=$((SECONDS + TIMEOUT))
-ids=$(IFS=,; echo "${jobids[*]}")
 while :; do
-    left=$(timeout 30 squeue -h -j "$ids" -o %i 2>/dev/null </dev/null | wc -l || echo 1)
+    # Ask by the study's job name (asking by id fails once Slurm has forgotten a finished job); a
+    # failing squeue (controller busy) counts as "still running" until the deadline.
+    left=${#jobids[@]}
+    if queued=$(timeout 30 squeue -h --name="$JOB_NAME" -o %i 2>/dev/null </dev/null); then
+        left=0
+        for id in "${jobids[@]}"; do grep -qx "$id" <<<"$queued" && left=$((left + 1)); done
+    fi
     ((left == 0)) && break
     if ((SECONDS >= deadline)); then
         echo "scaling-study: $left jobs still queued or running after $TIMEOUT s; cancelling them" >&2
