@@ -267,10 +267,15 @@ cmd_start() {
     say "for client commands: export SLURM_CONF=$CONF"
 }
 
-# Sends TERM to a pid, waits up to 10 s, then KILL.
+# Sends TERM to a pid, waits up to 10 s, then KILL. Only if the pid is still the daemon we started
+# (a pid from a stale pid file may belong to an unrelated process by now).
 terminate() {
     local pid=$1 name=$2 i
     pid_alive "$pid" || return 0
+    if [[ $(cat "/proc/$pid/comm" 2>/dev/null) != "$name" ]]; then
+        echo "local-cluster: pid $pid is no longer $name; leaving it alone" >&2
+        return 0
+    fi
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 50; i++)); do
         pid_alive "$pid" || return 0
