@@ -17,7 +17,8 @@
 #   --simulate-cmd  default: "simulate {dir} --particles {n}"              ({dir} data dir, {n} images)
 #   --refine-cmd    default: "-i {data}/images.sel --oroot {oroot} --nref 2 --missing {data}/wedges.doc
 #                             --iter 3 --ang 20"                            ({data} data dir, {oroot})
-# The template appends --thr $SLURM_CPUS_PER_TASK to the refinement.
+# The template appends --thr $SLURM_CPUS_PER_TASK to the refinement. Each job runs in its data
+# directory (relative particle paths in images.sel resolve there); its output and oroot are absolute.
 #
 # Other options:
 #   --ranks "1 2 4"          rank counts (both series)              --threads T       cpus per rank (1)
@@ -153,7 +154,7 @@ submit() {
     fi
     local -a refine
     read -r -a refine <<<"$(expand "$REFINE_CMD" "data=$data" "oroot=$oroot")"
-    local -a cmd=(sbatch --parsable --job-name="$JOB_NAME" "${order[@]}" --chdir="$dir"
+    local -a cmd=(sbatch --parsable --job-name="$JOB_NAME" "${order[@]}" --chdir="$data"
         --output="$dir/job-%j.out" --nodes="$nodes" --ntasks="$ranks" --ntasks-per-node="$per_node"
         --cpus-per-task="$THREADS" "${extra_sbatch[@]}" "$TEMPLATE" "${refine[@]}")
     local id=dryrun
