@@ -15,8 +15,8 @@
 #
 # Command templates (placeholders are replaced; the result is split on whitespace):
 #   --simulate-cmd  default: "simulate {dir} --particles {n}"              ({dir} data dir, {n} images)
-#   --refine-cmd    default: "-i {data}/images.sel --oroot {oroot} --nref 2 --missing {data}/wedges.doc
-#                             --iter 3 --ang 20"                            ({data} data dir, {oroot})
+#   --refine-cmd    default: "-i {data}/images.sel --doc {data}/images.doc --oroot {oroot} --nref 2
+#                             --missing {data}/wedges.doc --iter 3 --ang 20" ({data} data dir, {oroot})
 # The template appends --thr $SLURM_CPUS_PER_TASK to the refinement. Each job runs in its data
 # directory (relative particle paths in images.sel resolve there); its output and oroot are absolute.
 #
@@ -47,7 +47,7 @@ SERIES="strong,weak"
 TIMEOUT=7200
 SBATCH_ARGS=""
 SIMULATE_CMD="simulate {dir} --particles {n}"
-REFINE_CMD="-i {data}/images.sel --oroot {oroot} --nref 2 --missing {data}/wedges.doc --iter 3 --ang 20"
+REFINE_CMD="-i {data}/images.sel --doc {data}/images.doc --oroot {oroot} --nref 2 --missing {data}/wedges.doc --iter 3 --ang 20"
 DRY_RUN=0
 PARALLEL=0
 REPORT_ONLY=""

@@ -15,7 +15,8 @@ Time per iteration of a job = median over its iterations, leaving out the first 
 more (it pays for FFT plans and page faults). An iteration's time is, in order of preference: the
 JSON wall-clock key, a `_timeIteration`/`_timeTotal`/`_timeWall` label, or the sum of the `_time*`
 labels that are not Min/Mean/Avg variants (of X and XMax, only XMax counts). Jobs with no
-timings at all fall back to the job's elapsed time from Slurm (marked in the `source` column).
+timings at all fall back to the job's elapsed time from Slurm if it COMPLETED (marked in the
+`source` column); failed jobs without timings get no time.
 
 Parallel efficiency, against the job with the fewest ranks R0 of the same series:
   strong scaling (same data):        E(R) = T(R0)·R0 / (T(R)·R),   speedup S(R) = T(R0)/T(R)
@@ -214,9 +215,12 @@ def summarise_job(row: dict[str, str], state: dict[str, str]) -> JobResult:
             breakdown[label] = statistics.median(values)
     if times:
         t, source = statistics.median(times), "; ".join(sorted(sources))
-    else:
+    elif state.get("state") == "COMPLETED":
         elapsed = elapsed_seconds(state.get("elapsed", ""))
         t, source = elapsed, ("job elapsed (no iteration timings)" if elapsed is not None else "none")
+    else:
+        # A failed job's elapsed time says nothing about scaling (a checkpointed one has timings).
+        t, source = None, "none (job " + state.get("state", "state unknown") + ")"
     return JobResult(series=row["series"], ranks=int(row["ranks"]), threads=int(row["threads"]),
                      particles=int(row["particles"]), jobid=row["jobid"], state=state.get("state", "?"),
                      iterations_seen=len(numbered), time_per_iteration=t, source=source, breakdown=breakdown)

@@ -6,7 +6,7 @@
 #
 #   ML_TOMO_BIN=slurm/testing/fake-ml_tomo.sh slurm/scaling-study.sh --out /tmp/study
 #
-#   simulate DIR --particles N   writes DIR/images.sel (N rows) and DIR/wedges.doc
+#   simulate DIR --particles N   writes DIR/images.sel, DIR/images.doc (N rows) and DIR/wedges.doc
 #   doctor                       prints "rank R of N on HOST"
 #   -i SEL --oroot ROOT [--iter K] [...]
 #                                "refines": per iteration every rank sleeps FAKE_SECONDS_PER_IMAGE
@@ -30,6 +30,7 @@ case ${1:-} in
             echo "# XMIPP_STAR_1 *"; echo "data_"; echo "loop_"; echo " _image"; echo " _missingRegionNumber"
             for ((i = 1; i <= n; i++)); do printf ' %s/img%06d.mrc 1\n' "$dir" "$i"; done
         } >"$dir/images.sel"
+        cp "$dir/images.sel" "$dir/images.doc"
         printf '# XMIPP_STAR_1 *\ndata_\nloop_\n _missingRegionType\n _tiltAngleMin\n _tiltAngleMax\n wedge_y -60 60\n' \
             >"$dir/wedges.doc"
         echo "fake simulate: $n images in $dir"
