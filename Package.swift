@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "Engine", dependencies: [
             "Volumes",
             .product(name: "Numerics", package: "swift-numerics"),
-        ]),
+        ], exclude: ["DEVIATIONS.md"]),
         .target(name: "Distributed", dependencies: ["CMPI", "Engine"]),
         .target(name: "Simulation", dependencies: [
             "Volumes", "Formats",

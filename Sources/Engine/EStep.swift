@@ -55,6 +55,8 @@ public enum EStep {
         var logNorm: Double
         /// ≥ 0: hard assignment with weight 1 at this physical shift index (maxCC / only_average).
         var deltaShift: Int32
+        /// Class of the sums the weighted image goes to (= klass unless a partition is imposed).
+        var outClass: Int32
     }
 
     /// Per-iteration tables shared read-only by all slots.
@@ -79,10 +81,22 @@ public enum EStep {
     /// - Parameters:
     ///   - previous: the previous iteration's results for the same particles (centre of local searches).
     ///   - iteration: the iteration number (keys the grid perturbation).
+    ///   - partition: when given, the model must have one class; every image is aligned to it and its
+    ///     posterior goes to the sums of class `classOf[i]` among `classes` (used once, to split a
+    ///     consensus into classes that share its frame).
     public static func run(setup: RefinementSetup, model: Model, particles: [Particle],
-                           previous: [ParticleResult]?, iteration: Int) throws -> EStepOutput {
+                           previous: [ParticleResult]?, iteration: Int,
+                           partition: (classes: Int, classOf: [Int])? = nil) throws -> EStepOutput {
         let d = setup.dim
         let k = model.classCount
+        if let partition {
+            guard k == 1, partition.classOf.count == particles.count,
+                  partition.classOf.allSatisfy({ $0 >= 0 && $0 < partition.classes }) else {
+                throw EngineError("a class partition needs a one-class model and a class for every image")
+            }
+        }
+        let kOut = partition?.classes ?? k
+        func outClass(_ i: Int, _ c: Int) -> Int { partition?.classOf[i] ?? c }
         guard k >= 1, model.references.allSatisfy({ $0.nx == d && $0.isCubic }) else {
             throw EngineError("the model's references must be \(d)³ (working box)")
         }
@@ -110,14 +124,14 @@ public enum EStep {
         // Pass 1 (ML) or maxCC search: candidates per slot.
         var jobsByOrientation = [[WeightJob]](repeating: [], count: plan.count)
         var results = [ParticleResult]()
-        var sums = Sums(dim: d, classCount: k)
+        var sums = Sums(dim: d, classCount: kOut)
         var triples = 0
         var significant = 0
         if o.onlyAverage {
             for (i, p) in particles.enumerated() {
                 let c = p.inputClass ?? 0
                 jobsByOrientation[i].append(WeightJob(image: Int32(i), klass: Int32(c), logNorm: 0,
-                                                      deltaShift: 0))
+                                                      deltaShift: 0, outClass: Int32(c)))
                 results.append(ParticleResult(globalIndex: p.globalIndex, angles: p.inputAngles, shift: p.inputShift,
                                               classNumber: c + 1, logLikelihood: 0, maxProbability: 1,
                                               regionNumber: p.regionNumber, halfSet: p.halfSet))
@@ -153,13 +167,14 @@ public enum EStep {
                 if maxCC {
                     // Hard assignment to the best (a, k, s) (spec §7); CC* is reported as max probability.
                     jobsByOrientation[Int(best.orientation)].append(
-                        WeightJob(image: Int32(i), klass: best.klass, logNorm: 0, deltaShift: best.bestShift))
-                    sums.classWeights[Int(best.klass)] += 1
+                        WeightJob(image: Int32(i), klass: best.klass, logNorm: 0, deltaShift: best.bestShift,
+                                  outClass: Int32(outClass(i, Int(best.klass)))))
+                    sums.classWeights[outClass(i, Int(best.klass))] += 1
                     sums.maxProbabilitySum += best.maxLog
                     sums.imageCount += 1
                     significant += 1
                     results.append(ParticleResult(globalIndex: p.globalIndex, angles: plan.angles[Int(best.orientation)],
-                                                  shift: bestShift, classNumber: Int(best.klass) + 1,
+                                                  shift: bestShift, classNumber: outClass(i, Int(best.klass)) + 1,
                                                   logLikelihood: 0, maxProbability: best.maxLog,
                                                   regionNumber: p.regionNumber, halfSet: p.halfSet))
                     continue
@@ -173,11 +188,12 @@ public enum EStep {
                 var sumD = 0.0, sumS2 = 0.0
                 for c in sig {
                     let w = Foundation.exp(c.logSum - logNorm)
-                    sums.classWeights[Int(c.klass)] += w
+                    sums.classWeights[outClass(i, Int(c.klass))] += w
                     sumD += w * c.meanD
                     sumS2 += w * c.meanS2
                     jobsByOrientation[Int(c.orientation)].append(
-                        WeightJob(image: Int32(i), klass: c.klass, logNorm: logNorm, deltaShift: -1))
+                        WeightJob(image: Int32(i), klass: c.klass, logNorm: logNorm, deltaShift: -1,
+                                  outClass: Int32(outClass(i, Int(c.klass)))))
                 }
                 significant += sig.count
                 let nObs = Double(setup.observedCounts[p.region])
@@ -189,7 +205,7 @@ public enum EStep {
                 sums.logLikelihood += ll
                 sums.imageCount += 1
                 results.append(ParticleResult(globalIndex: p.globalIndex, angles: plan.angles[Int(best.orientation)],
-                                              shift: bestShift, classNumber: Int(best.klass) + 1,
+                                              shift: bestShift, classNumber: outClass(i, Int(best.klass)) + 1,
                                               logLikelihood: ll, maxProbability: pMax,
                                               regionNumber: p.regionNumber, halfSet: p.halfSet))
             }
@@ -199,7 +215,7 @@ public enum EStep {
         let jobs = jobsByOrientation
         let sumBoxes = (0 ..< slotCount).map { _ in SlotBox<Sums?>(nil) }
         forEachSlot(slotCount, threads: o.threads) { s in
-            sumBoxes[s].value = accumulate(tables, jobs: jobs, slot: s)
+            sumBoxes[s].value = accumulate(tables, jobs: jobs, slot: s, outputClasses: kOut)
         }
         for b in sumBoxes {
             if let part = b.value { sums.add(imagesAndWedgesOf: part) }
@@ -432,7 +448,7 @@ public enum EStep {
 
     // MARK: - Pass 2
 
-    static func accumulate(_ t: Tables, jobs: [[WeightJob]], slot s: Int) -> Sums? {
+    static func accumulate(_ t: Tables, jobs: [[WeightJob]], slot s: Int, outputClasses kOut: Int) -> Sums? {
         let d = t.setup.dim
         let k = t.model.classCount
         let nh = d * d * (d / 2 + 1)
@@ -441,11 +457,11 @@ public enum EStep {
         let orientations = t.orientations(ofSlot: s).filter { !jobs[$0].isEmpty }
         if orientations.isEmpty { return nil }
         let ws = Workspace(dim: d, classes: k)
-        var sums = Sums(dim: d, classCount: k)
-        // Image-frame accumulators per (half, class), complex as interleaved Double.
-        var accum = [[Double]](repeating: [Double](repeating: 0, count: 2 * nh), count: 2 * k)
-        var used = [Bool](repeating: false, count: 2 * k)
-        var regionWeight = [Double](repeating: 0, count: 2 * k * regionCount)
+        var sums = Sums(dim: d, classCount: kOut)
+        // Image-frame accumulators per (half, output class), complex as interleaved Double.
+        var accum = [[Double]](repeating: [Double](repeating: 0, count: 2 * nh), count: 2 * kOut)
+        var used = [Bool](repeating: false, count: 2 * kOut)
+        var regionWeight = [Double](repeating: 0, count: 2 * kOut * regionCount)
         let weights = AlignedBuffer<Float>(count: vol)
         let weightSpectrum = AlignedBuffer<Complex<Float>>(count: nh)
         let back = AlignedBuffer<Complex<Float>>(count: nh)
@@ -496,7 +512,7 @@ public enum EStep {
                 } else {
                     for seg in w.segments { (weights.pointer + seg.start).update(repeating: 0, count: seg.count) }
                 }
-                let slotIndex = p.halfSet * k + c
+                let slotIndex = p.halfSet * kOut + Int(job.outClass)
                 used[slotIndex] = true
                 regionWeight[slotIndex * regionCount + p.region] += total
                 accum[slotIndex].withUnsafeMutableBufferPointer { acc in
@@ -514,7 +530,7 @@ public enum EStep {
             }
             // Move each (half, class) sum of this orientation into the reference frame.
             let rotation = t.plan.matrices[a]
-            for slotIndex in 0 ..< 2 * k where used[slotIndex] {
+            for slotIndex in 0 ..< 2 * kOut where used[slotIndex] {
                 accum[slotIndex].withUnsafeMutableBufferPointer { acc in
                     let b = UnsafeMutableRawPointer(back.pointer).assumingMemoryBound(to: Float.self)
                     for j in 0 ..< 2 * nh {

@@ -50,6 +50,37 @@ public struct Refinement: Sendable {
         return m
     }
 
+    /// The one-class model whose reference is the mean of the classes.
+    static func consensus(of m: Model) -> Model {
+        let k = m.classCount
+        var mean = Volume(nx: m.dim, ny: m.dim, nz: m.dim)
+        for r in m.references { for j in 0 ..< mean.count { mean.data[j] += r.data[j] / Float(k) } }
+        var c = Model(references: [mean], fractions: [1], sigmaNoise: m.sigmaNoise, sigmaOffset: m.sigmaOffset,
+                      iteration: m.iteration, regularisation: m.regularisation)
+        c.fsc = [m.fsc.first ?? []]
+        c.resolutions = [m.resolutions.first ?? 0]
+        return c
+    }
+
+    /// K identical copies of a one-class model, with uniform fractions.
+    static func expand(_ m: Model, to k: Int) -> Model {
+        var e = Model(references: [Volume](repeating: m.references[0], count: k), fractions: nil,
+                      sigmaNoise: m.sigmaNoise, sigmaOffset: m.sigmaOffset, iteration: m.iteration,
+                      regularisation: m.regularisation)
+        e.fsc = [[Double]](repeating: m.fsc[0], count: k)
+        e.resolutions = [Double](repeating: m.resolutions[0], count: k)
+        e.signalChange = [Double](repeating: m.signalChange[0], count: k)
+        return e
+    }
+
+    public static let splitStream: UInt64 = 0x5350_4C49_5443_4C53  // "SPLITCLS"
+
+    /// The class an image seeds when the consensus is split (seeded, identical on every process).
+    public static func splitClass(seed: UInt64, globalIndex: Int, classes: Int) -> Int {
+        var rng = SeededRandom(seed: seed, streams: splitStream, UInt64(globalIndex))
+        return rng.nextInt(below: classes)
+    }
+
     /// One EM iteration over the local particles.
     /// - Parameters:
     ///   - iteration: iteration number (istart…iter).
@@ -59,14 +90,31 @@ public struct Refinement: Sendable {
                              reducer: any Reducer) throws -> (model: Model, results: [ParticleResult],
                                                                statistics: IterationStatistics) {
         var timing = IterationTiming()
+        let o = setup.options
+        let k = model.classCount
+        let consensusPhase = k > 1 && o.consensusIterations > 0 && iteration <= o.istart + o.consensusIterations
+        // Consensus phase: one reference (the class mean) for everyone; the last step of the phase
+        // splits it into K classes by a seeded random class per image.
+        let eModel = consensusPhase ? Self.consensus(of: model) : model
+        let splitting = consensusPhase && iteration == o.istart + o.consensusIterations
+        let partition = splitting
+            ? (classes: k, classOf: particles.map { Self.splitClass(seed: o.seed, globalIndex: $0.globalIndex, classes: k) })
+            : nil
         let t0 = Date()
-        let e = try EStep.run(setup: setup, model: model, particles: particles, previous: previous, iteration: iteration)
+        let e = try EStep.run(setup: setup, model: eModel, particles: particles, previous: previous, iteration: iteration,
+                              partition: partition)
         let t1 = Date()
         var packed = e.sums.packed()
         try reducer.sumInPlace(&packed)
-        let sums = try Sums(unpacking: packed, dim: setup.dim, classCount: model.classCount)
+        let sums = try Sums(unpacking: packed, dim: setup.dim, classCount: e.sums.classCount)
         let t2 = Date()
-        let (next, reseeded) = MStep.run(setup: setup, model: model, sums: sums, iteration: iteration)
+        var (next, reseeded) = splitting
+            ? MStep.run(setup: setup, model: Self.expand(eModel, to: k), sums: sums, iteration: iteration)
+            : MStep.run(setup: setup, model: eModel, sums: sums, iteration: iteration)
+        if consensusPhase && !splitting {
+            next = Self.expand(next, to: k)
+            reseeded = []
+        }
         let t3 = Date()
         timing.eStep = t1.timeIntervalSince(t0)
         timing.reduce = t2.timeIntervalSince(t1)

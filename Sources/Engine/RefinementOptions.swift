@@ -78,6 +78,10 @@ public struct RefinementOptions: Sendable, Equatable {
     public var iniFilter: Bool = false
     /// Re-seed a class whose fraction falls to zero instead of letting it die (see DEVIATIONS.md).
     public var reseedEmptyClasses: Bool = true
+    /// With K > 1: number of first iterations in which all classes are refined as one consensus
+    /// reference; the next iteration splits the consensus into K classes by a seeded random class per
+    /// image, so every class starts in the same frame (see DEVIATIONS.md). 0 = off (the original).
+    public var consensusIterations: Int = 0
     /// Padding factor of the Fourier-space reference rotation (2 is accurate enough for trilinear
     /// interpolation of the padded spectrum).
     public var rotationPadding: Int = 2
@@ -126,6 +130,7 @@ public struct RefinementOptions: Sendable, Equatable {
         if imputeIterations < 1 { throw EngineError("--impute_iter must be at least 1 (got \(imputeIterations))") }
         if noimpThreshold < 0 { throw EngineError("--noimp_threshold must be ≥ 0 (got \(noimpThreshold))") }
         if !(eps >= 0) { throw EngineError("--eps must be ≥ 0 (got \(eps))") }
+        if consensusIterations < 0 { throw EngineError("the number of consensus iterations must be ≥ 0 (got \(consensusIterations))") }
         if threads < 1 { throw EngineError("--thr must be at least 1 (got \(threads))") }
         if !(pixelSize > 0) { throw EngineError("--pixel_size must be > 0 (got \(pixelSize))") }
         if rotationPadding < 1 || rotationPadding > 4 {

@@ -30,17 +30,30 @@ enum Synthetic {
         return v
     }
 
-    /// Two classes differing by one domain (an extra blob in class 2).
+    /// Two classes differing by one domain (an extra blob in class 2). The base is a bent arm with
+    /// a short oblique side arm: clearly asymmetric (no pseudo-symmetry that would make orientations
+    /// ambiguous).
     static func twoClasses(dim d: Int) -> [Volume] {
         let u = Double(d) / 16
         let base = [
-            Blob(centre: SIMD3(0, 0, 0), sigma: 1.6 * u, amplitude: 1),
-            Blob(centre: SIMD3(3.2 * u, 0, 0), sigma: 1.1 * u, amplitude: 1),
-            Blob(centre: SIMD3(0, 2.6 * u, 0.6 * u), sigma: 1.0 * u, amplitude: 0.9),
-            Blob(centre: SIMD3(-1 * u, -0.5 * u, 2.8 * u), sigma: 0.9 * u, amplitude: 0.8),
+            Blob(centre: SIMD3(-1 * u, 0, 0), sigma: 1.5 * u, amplitude: 1),
+            Blob(centre: SIMD3(2.2 * u, 0, 0), sigma: 1.2 * u, amplitude: 1),
+            Blob(centre: SIMD3(4.6 * u, 1.2 * u, 0), sigma: 0.9 * u, amplitude: 0.8),
+            Blob(centre: SIMD3(-1 * u, 2.4 * u, 1.8 * u), sigma: 0.8 * u, amplitude: 0.7),
         ]
-        let extra = Blob(centre: SIMD3(-2.6 * u, -2.0 * u, -1.4 * u), sigma: 1.1 * u, amplitude: 1.1)
+        let extra = Blob(centre: SIMD3(-2.5 * u, -1.8 * u, -2.2 * u), sigma: 1.0 * u, amplitude: 1.0)
         return [phantom(dim: d, blobs: base), phantom(dim: d, blobs: base + [extra])]
+    }
+
+    /// Two clearly different asymmetric shapes (a bent arm, and a compact triangle of unequal blobs).
+    static func twoDistinctClasses(dim d: Int) -> [Volume] {
+        let u = Double(d) / 16
+        let other = [
+            Blob(centre: SIMD3(0, -2.0 * u, -1.0 * u), sigma: 1.6 * u, amplitude: 1),
+            Blob(centre: SIMD3(0.5 * u, 2.8 * u, 0), sigma: 1.0 * u, amplitude: 0.9),
+            Blob(centre: SIMD3(-2.6 * u, 0.5 * u, 2.4 * u), sigma: 1.1 * u, amplitude: 0.8),
+        ]
+        return [twoClasses(dim: d)[0], phantom(dim: d, blobs: other)]
     }
 
     struct Truth {
@@ -76,7 +89,8 @@ enum Synthetic {
                 }
                 x = f.inverseTransform()
             }
-            inputs.append(ParticleInput(globalIndex: i, volume: x, region: region == nil ? nil : 0))
+            inputs.append(ParticleInput(globalIndex: i, volume: x, region: region == nil ? nil : 0,
+                                        angles: EulerAngles(matrix: a), shift: t, classIndex: k))
             truths.append(Truth(klass: k, rotation: a, shift: t))
         }
         return (inputs, truths)
