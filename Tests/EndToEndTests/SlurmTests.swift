@@ -62,6 +62,102 @@ import Testing
         }
     }
 
+    /// A small synthetic data set for refinement jobs, written by `ml_tomo simulate`.
+    private func simulatedData(in work: URL, binary: String) async throws -> URL {
+        let data = work.appendingPathComponent("data")
+        let sim = try await SlurmShell().run(
+            binary, ["simulate", data.path, "--particles", "8", "--size", "16", "--classes", "2", "--snr", "1", "--seed", "5"],
+            timeout: .seconds(120))
+        try #require(sim.succeeded, "simulate failed:\n\(sim.report)")
+        return data
+    }
+
+    private static let refineArguments = ["-i", "images.sel", "--doc", "images.doc", "--missing", "wedges.doc",
+                                          "--oroot", "run/x", "--nref", "2", "--ang", "30"]
+
+    /// The issue's test: a 2-task refinement of a small synthetic set through the template.
+    @Test func refinementJobRunsThroughTheTemplate() async throws {
+        let binary = try SlurmTestPaths.mlTomoBinary()
+        let work = try jobDirectory("refine")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let data = try await simulatedData(in: work, binary: binary)
+        try await cluster.withRunningCluster {
+            let jobID = try await cluster.submit(
+                sbatchOptions: ["--job-name=ml_tomo-refine", "--ntasks=2", "--cpus-per-task=1", "--time=10",
+                                "--mem=1G", "--output=\(work.path)/job-%j.out"],
+                programArguments: Self.refineArguments + ["--iter", "2"],
+                environment: ["ML_TOMO_BIN": binary], workingDirectory: data)
+            let final = try await cluster.waitForJob(jobID, timeout: .seconds(600))
+            let output = (try? String(contentsOfFile: "\(work.path)/job-\(jobID).out", encoding: .utf8)) ?? ""
+            #expect(final.state == "COMPLETED", "\(final)\n\(output)")
+            #expect(final.exitCode == "0:0", "\(final)\n\(output)")
+            #expect(output.contains("2 rank(s) × 1 thread(s)"), "one MPI world of two ranks expected:\n\(output)")
+            for file in ["run/x.doc", "run/x_ref.doc", "run/x.h5", "run/x_ref000001.mrc", "run/x_ref000002.mrc",
+                         "run/x_it000002_log.doc"] {
+                #expect(FileManager.default.fileExists(atPath: data.appendingPathComponent(file).path), "missing \(file)")
+            }
+        }
+    }
+
+    /// SIGUSR1 (what `--signal=USR1@…` sends before the time limit) during a run under srun: the job stops
+    /// cleanly after an iteration with status 75 and a --restart hint; resuming gives the same final
+    /// files as a run that was never stopped.
+    @Test func checkpointSignalStopsCleanlyAndTheRunResumes() async throws {
+        let binary = try SlurmTestPaths.mlTomoBinary()
+        let work = try jobDirectory("checkpoint")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let data = try await simulatedData(in: work, binary: binary)
+        let iterations = ["--iter", "4"]
+        try await cluster.withRunningCluster {
+            // Uninterrupted reference run.
+            let full = try await cluster.submit(
+                sbatchOptions: ["--ntasks=2", "--cpus-per-task=1", "--time=10", "--mem=1G", "--output=\(work.path)/full-%j.out"],
+                programArguments: Self.refineArguments.map { $0 == "run/x" ? "full/x" : $0 } + iterations,
+                environment: ["ML_TOMO_BIN": binary], workingDirectory: data)
+            let fullState = try await cluster.waitForJob(full, timeout: .seconds(600))
+            try #require(fullState.state == "COMPLETED", "\(fullState)")
+
+            let jobID = try await cluster.submit(
+                sbatchOptions: ["--ntasks=2", "--cpus-per-task=1", "--time=10", "--mem=1G", "--output=\(work.path)/job-%j.out"],
+                programArguments: Self.refineArguments + iterations,
+                environment: ["ML_TOMO_BIN": binary], workingDirectory: data)
+            // Signal once the first iteration is on disk (the run is then inside a later one).
+            let first = data.appendingPathComponent("run/x_it000001.h5").path
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(300)
+            while !FileManager.default.fileExists(atPath: first) && clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try #require(FileManager.default.fileExists(atPath: first), "iteration 1 never finished")
+            try await cluster.signalSteps(jobID, signal: "USR1")
+            let stopped = try await cluster.waitForJob(jobID, timeout: .seconds(600))
+            let output = (try? String(contentsOfFile: "\(work.path)/job-\(jobID).out", encoding: .utf8)) ?? ""
+            #expect(stopped.exitCode.hasPrefix("75:") || stopped.state == "COMPLETED", "\(stopped)\n\(output)")
+            if stopped.state != "COMPLETED" {
+                // Find the iteration it stopped after, from the hint it printed.
+                let hint = try #require(output.range(of: #"--restart run/x_it\d{6}"#, options: .regularExpression),
+                                        "no --restart hint:\n\(output)")
+                let prefix = String(output[hint].dropFirst("--restart ".count))
+                let resumed = try await cluster.submit(
+                    sbatchOptions: ["--ntasks=2", "--cpus-per-task=1", "--time=10", "--mem=1G", "--output=\(work.path)/resume-%j.out"],
+                    programArguments: Self.refineArguments + iterations + ["--restart", prefix],
+                    environment: ["ML_TOMO_BIN": binary], workingDirectory: data)
+                let resumedState = try await cluster.waitForJob(resumed, timeout: .seconds(600))
+                #expect(resumedState.state == "COMPLETED", "\(resumedState)")
+            }
+            // The final references and per-particle results equal the uninterrupted run's.
+            for file in ["x_ref000001.mrc", "x_ref000002.mrc"] {
+                let a = try Data(contentsOf: data.appendingPathComponent("full/" + file))
+                let b = try Data(contentsOf: data.appendingPathComponent("run/" + file))
+                #expect(a == b, "\(file) differs after the restart")
+            }
+            let docA = try String(contentsOf: data.appendingPathComponent("full/x.doc"), encoding: .utf8)
+            let docB = try String(contentsOf: data.appendingPathComponent("run/x.doc"), encoding: .utf8)
+            let rows = { (text: String) in text.split(separator: "\n").filter { !$0.hasPrefix("#") } }
+            #expect(rows(docA) == rows(docB), "final docs differ after the restart")
+        }
+    }
+
     /// The template's `#SBATCH --signal=USR1@120` must reach every rank (that is how ml_tomo learns
     /// that the time limit is near and checkpoints). A 2-minute job gets the signal at once.
     @Test func timeLimitWarningSignalReachesEveryRank() async throws {
