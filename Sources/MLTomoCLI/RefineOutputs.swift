@@ -68,7 +68,7 @@ struct RefineOutputs {
                         logLikelihood: statistics?.logLikelihood ?? 0)
         try referenceDoc(iteration: iteration, model: model, results: results).write(to: base(iteration) + "_ref.doc")
         try imageDoc(images: images, results: results).write(to: base(iteration) + ".doc")
-        if let iteration, let statistics {
+        if let iteration, let statistics, let timing {
             try logDoc(iteration: iteration, statistics: statistics, timing: timing).write(to: base(iteration) + "_log.doc")
         }
     }

@@ -80,6 +80,7 @@ struct RefineRun {
         let last = o.onlyAverage ? first : o.iter
         var iterationSeconds: [Double] = []
         var lastStatistics: IterationStatistics?
+        let writer = BackgroundWriter()
         if first > last { log.info("nothing to do: iteration \(model.iteration) is already the last (--iter \(o.iter))") }
         for it in first ... max(first, last) where it <= last {
             let iterationClock = Stopwatch()
@@ -94,19 +95,27 @@ struct RefineRun {
             try communicator.allreduceInPlace(&eStep, .max)
             let gathered = try communicator.gatherBytes(ResultCodec.encode(local), root: 0)
             if let gathered { allResults = gathered.flatMap(ResultCodec.decode).sorted { $0.globalIndex < $1.globalIndex } }
-            var writeClock = Stopwatch()
             var timing = RankTiming(eStepMax: eStep[0], eStepMin: -eStep[1], reduce: statistics.timing.reduce,
                                     mStep: statistics.timing.mStep, write: 0, total: 0, ranks: communicator.size,
                                     threads: o.thr, peakRSSMiB: eStep[2], fftSeconds: fftSeconds)
-            try communicator.agree {
-                if rank == 0 {
-                    try outputs.write(iteration: it, model: model, results: allResults, images: inputs.imageTable,
+            // Rank 0 writes this iteration's files on a background thread while every rank goes on with the
+            // next E-step; only the wait for the previous iteration's files is serial (it is `write` in the
+            // timing). A write error surfaces here, one iteration later, and stops every rank.
+            let waitClock = Stopwatch()
+            try communicator.agree { if rank == 0 { try writer.wait() } }
+            timing.write = waitClock.seconds
+            timing.total = iterationClock.seconds
+            if rank == 0 {
+                let snapshot = (model: model, results: allResults, timing: timing)
+                let images = inputs.imageTable
+                writer.start {
+                    let clock = Stopwatch()
+                    try outputs.write(iteration: it, model: snapshot.model, results: snapshot.results, images: images,
                                       statistics: statistics, timing: nil, state: RestartState())
-                    timing.write = writeClock.restart()
-                    timing.total = iterationClock.seconds
-                    // The log doc carries the complete breakdown, so it is rewritten once the write time is known.
-                    try outputs.logDoc(iteration: it, statistics: statistics, timing: timing)
-                        .write(to: outputs.base(it) + "_log.doc")
+                    var logged = snapshot.timing
+                    logged.write = clock.seconds
+                    // Written last: the log doc names the other files and carries the time it took to write them.
+                    try outputs.logDoc(iteration: it, statistics: statistics, timing: logged).write(to: outputs.base(it) + "_log.doc")
                 }
             }
             iterationSeconds.append(iterationClock.seconds)
@@ -118,14 +127,20 @@ struct RefineRun {
             }
             if try stopRequestedOnAnyRank(), it < last {
                 try communicator.agree {
-                    if rank == 0 { try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics) }
+                    if rank == 0 {
+                        try writer.wait()
+                        try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics)
+                    }
                 }
                 throw InterruptedRun(message: "stopped by a signal after iteration \(it) (files of iteration \(it) are complete); "
                     + "resume with the same command plus --restart \(outputs.base(it))")
             }
         }
         try communicator.agree {
-            if rank == 0 { try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics) }
+            if rank == 0 {
+                try writer.wait()
+                try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics)
+            }
         }
         let root = outputs.base(nil)
         log.info("done: \(root).doc, \(root)_ref.doc, \(root).h5, \(root)_ref000001.mrc …")
@@ -270,6 +285,35 @@ struct RefineRun {
         log.info("iteration \(it)/\(last): \(model); \(formatDuration(t.total)) (\(parts))\(eta)")
         if rank == 0 {
             FileHandle.standardOutput.write(Data((t.jsonLine(iteration: it, statistics: s) + "\n").utf8))
+        }
+    }
+}
+
+/// Runs one job at a time on its own thread: rank 0's file writes overlap the next E-step. `wait()`
+/// blocks until the job is done and rethrows its error.
+final class BackgroundWriter: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var running = false
+    private var failure: (any Error)?
+
+    func start(_ job: @escaping @Sendable () throws -> Void) {
+        precondition(!running, "BackgroundWriter: start() while a job is running")
+        running = true
+        let thread = Thread { [self] in
+            do { try job() } catch { failure = error }
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    func wait() throws {
+        guard running else { return }
+        done.wait()
+        running = false
+        if let error = failure {
+            failure = nil
+            throw error
         }
     }
 }
