@@ -40,7 +40,7 @@ build: deps
 
 # The test suite launches the release binary under mpirun; ML_TOMO_BIN tells it where that is.
 test: build
-	ML_TOMO_BIN="$(BIN_DIR)/ml_tomo" $(SWIFT) test $(RELEASE)
+	ML_TOMO_BIN="$(BIN_DIR)/ml_tomo" $(SWIFT) test $(RELEASE) --no-parallel
 
 # A small synthetic data set with known truth, a real 2-rank refinement, and its scores.
 DEMO_DIR ?= demo-run

@@ -84,12 +84,19 @@ struct VoxelStats {
 
 /// Throws `.nonFinite` naming the first bad voxel.
 func checkFinite(_ data: [Float], nx: Int, ny: Int, file: String, item: Int?) throws {
-    try data.withUnsafeBufferPointer { p in
-        for i in 0..<p.count where !p[i].isFinite {
-            let x = i % nx, y = (i / nx) % ny, z = i / (nx * ny)
-            let which = item.map { " of volume \($0)" } ?? ""
-            throw FormatError(.nonFinite, file: file, "voxel (x=\(x), y=\(y), z=\(z))\(which) is \(p[i]) (NaN/Inf voxels are not accepted)")
-        }
+    // Fast pass: a float is NaN/Inf iff its exponent bits are all ones; the max over exponent fields is a
+    // branch-free loop the compiler vectorises. The slow pass only runs to name the bad voxel.
+    let anyBad = data.withUnsafeBytes { raw -> Bool in
+        let p = raw.bindMemory(to: UInt32.self)
+        var acc: UInt32 = 0
+        for i in 0..<p.count { acc = max(acc, p[i] & 0x7F80_0000) }
+        return acc == 0x7F80_0000
+    }
+    guard anyBad else { return }
+    for i in data.indices where !data[i].isFinite {
+        let x = i % nx, y = (i / nx) % ny, z = i / (nx * ny)
+        let which = item.map { " of volume \($0)" } ?? ""
+        throw FormatError(.nonFinite, file: file, "voxel (x=\(x), y=\(y), z=\(z))\(which) is \(data[i]) (NaN/Inf voxels are not accepted)")
     }
 }
 
@@ -143,8 +150,11 @@ struct ReadOnlyFile: ~Copyable {
 
 /// Reads `count` float32 values at `offset`, converting from the file's byte order.
 func readFloats(_ f: borrowing ReadOnlyFile, at offset: Int, count: Int, bigEndian: Bool, what: String) throws -> [Float] {
-    var data = [Float](repeating: 0, count: count)
-    try data.withUnsafeMutableBytes { try f.read(into: $0, at: offset, what: what) }
+    // Uninitialised storage: the read fills every element (or throws).
+    var data = try [Float](unsafeUninitializedCapacity: count) { buf, initialised in
+        try f.read(into: UnsafeMutableRawBufferPointer(buf), at: offset, what: what)
+        initialised = count
+    }
     if bigEndian != (UInt32(1).bigEndian == 1) {
         data.withUnsafeMutableBufferPointer { p in
             for i in 0..<p.count { p[i] = Float(bitPattern: p[i].bitPattern.byteSwapped) }

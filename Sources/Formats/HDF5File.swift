@@ -11,6 +11,11 @@ import Volumes
 /// libhdf5 (serial build) is not thread-safe: use one `HDF5File` from one thread at a time, and do not
 /// use HDF5 from two threads at once.
 public final class HDF5File {
+    /// Serialises the library-level helpers of this module that touch libhdf5 (`VolumeIO` on `N@file.h5`,
+    /// `ReferenceStackFile`), because the serial libhdf5 build must not be entered from two threads.
+    /// Callers that use `HDF5File` directly from several threads should hold it too.
+    public static let lock = NSRecursiveLock()
+
     public let path: String
     private var fid: hid_t
     private let temporaryPath: String?

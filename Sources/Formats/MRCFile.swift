@@ -35,6 +35,16 @@ public struct MRCHeader: Equatable, Sendable {
     /// Sections per volume.
     public var volumeDepth: Int { isVolumeStack ? mz : nz }
 
+    /// Size of each volume along x, y, z after applying the axis order (MAPC/MAPR/MAPS).
+    public var volumeSize: (x: Int, y: Int, z: Int) {
+        let axes = [mapc, mapr, maps]
+        let dims = [nx, ny, volumeDepth]
+        guard axes.sorted() == [1, 2, 3] else { return (nx, ny, volumeDepth) }
+        var out = [0, 0, 0]
+        for f in 0..<3 { out[axes[f] - 1] = dims[f] }
+        return (out[0], out[1], out[2])
+    }
+
     var bytesPerVoxel: Int {
         switch mode {
         case 0: return 1
@@ -56,11 +66,13 @@ public enum MRCFile {
         return try header(of: f)
     }
 
-    static func header(of f: borrowing ReadOnlyFile) throws -> MRCHeader {
+    /// Parses the header; `head` may hold the file's first 1024 bytes already read.
+    static func header(of f: borrowing ReadOnlyFile, head: [UInt8]? = nil) throws -> MRCHeader {
         if f.size < 1024 {
             throw FormatError(.truncated, file: f.path, "file is truncated: an MRC header needs 1024 bytes but the file has \(f.size)")
         }
-        return try parseHeader(try f.bytes(at: 0, count: 1024, what: "the MRC header"), path: f.path, fileSize: f.size)
+        let bytes = try head.flatMap { $0.count >= 1024 ? $0 : nil } ?? f.bytes(at: 0, count: 1024, what: "the MRC header")
+        return try parseHeader(bytes, path: f.path, fileSize: f.size)
     }
 
     /// Is this plausibly an MRC header (used for format detection)?

@@ -147,16 +147,15 @@ public struct MetaDataTable: Equatable, Sendable {
         }
     }
 
-    /// Appends a row given as label → value; labels absent from the table are added (earlier rows get `fill`).
+    /// Appends a row given as label → value. Labels absent from the table are added (earlier rows get
+    /// `fill`, or "" for string values); cells not given get `fill`, or "" in columns that hold strings.
     public mutating func appendRow(_ values: [(String, MetaDataValue)], fill: MetaDataValue = .int(0)) {
         for (l, v) in values where index[l] == nil {
-            let f: MetaDataValue
-            switch v { case .string: f = .string(""); default: f = fill }
-            addColumn(l, fill: f)
+            if case .string = v { addColumn(l, fill: .string("")) } else { addColumn(l, fill: fill) }
         }
         var row = [MetaDataValue](repeating: fill, count: labels.count)
-        for c in labels.indices {
-            if case .string = rows.last?[c] ?? .int(0) { row[c] = .string("") }
+        if let previous = rows.last {
+            for c in labels.indices { if case .string = previous[c] { row[c] = .string("") } }
         }
         for (l, v) in values { row[index[l]!] = v }
         appendRow(row)

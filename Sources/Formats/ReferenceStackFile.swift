@@ -86,6 +86,8 @@ public struct ReferenceStackFile: Equatable, Sendable {
     public func write(to path: String) throws {
         try validate(file: path)
         let K = references.count, d = box
+        HDF5File.lock.lock()
+        defer { HDF5File.lock.unlock() }
         try HDF5File.write(path) { h5 in
             try h5.writeDataset("references", shape: [K, d, d, d], floats: references.flatMap(\.data))
             try h5.setAttribute("axes", string: "class, z, y, x", on: "references")
@@ -128,6 +130,8 @@ public struct ReferenceStackFile: Equatable, Sendable {
 
     /// Reads the file; `extraDatasetNames` lists the further datasets to load (each must exist).
     public static func read(_ path: String, extraDatasetNames: [String] = []) throws -> ReferenceStackFile {
+        HDF5File.lock.lock()
+        defer { HDF5File.lock.unlock() }
         let h5 = try HDF5File.open(path)
         defer { h5.close() }
         let (shape, values) = try h5.readFloats("references")

@@ -60,12 +60,13 @@ public enum SpiderFile {
         return try header(of: f)
     }
 
-    static func header(of f: borrowing ReadOnlyFile) throws -> SpiderHeader {
+    /// Parses the header; `head` may hold the file's first min(size, 1024) bytes already read.
+    static func header(of f: borrowing ReadOnlyFile, head: [UInt8]? = nil) throws -> SpiderHeader {
         let n = min(f.size, 1024)
         if n < 27 * 4 {
             throw FormatError(.truncated, file: f.path, "file is truncated: a Spider header needs at least 108 bytes but the file has \(f.size)")
         }
-        let bytes = try f.bytes(at: 0, count: n, what: "the Spider header")
+        let bytes = try head.flatMap { $0.count >= n ? $0 : nil } ?? f.bytes(at: 0, count: n, what: "the Spider header")
         let native = UInt32(1).bigEndian == 1
         guard let h = decode(bytes, bigEndian: native) ?? decode(bytes, bigEndian: !native) else {
             throw FormatError(.badMagic, file: f.path, "not a Spider file: in neither byte order are NSLICE/NROW/NSAM positive integers with IFORM 1 or 3")

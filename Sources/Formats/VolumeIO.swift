@@ -37,11 +37,16 @@ public enum VolumeIO {
     /// Detects the format from the first bytes of the file.
     public static func format(of path: String) throws -> VolumeFormat {
         let f = try ReadOnlyFile(path)
-        return try format(of: f)
+        return try detect(f).format
     }
 
-    static func format(of f: borrowing ReadOnlyFile) throws -> VolumeFormat {
+    /// The format and the first (up to) 1024 bytes, which the format's header parser reuses.
+    static func detect(_ f: borrowing ReadOnlyFile) throws -> (format: VolumeFormat, head: [UInt8]) {
         let head = try f.bytes(at: 0, count: min(f.size, 1024), what: "the header")
+        return (try format(of: f, head: head), head)
+    }
+
+    static func format(of f: borrowing ReadOnlyFile, head: [UInt8]) throws -> VolumeFormat {
         if head.starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) { return .hdf5 }
         if head.count >= 1024 && head[208] == 0x4D && head[209] == 0x41 && head[210] == 0x50 { return .mrc }
         let ext = (f.path as NSString).pathExtension.lowercased()
@@ -65,16 +70,20 @@ public enum VolumeIO {
         let loc = try ImageLocator(parsing: spec)
         let f = try ReadOnlyFile(loc.path)
         let info: VolumeInfo
-        switch try format(of: f) {
+        let (format, head) = try detect(f)
+        switch format {
         case .mrc:
-            let h = try MRCFile.header(of: f)
-            info = VolumeInfo(format: .mrc, nx: h.nx, ny: h.ny, nz: h.volumeDepth, count: h.volumeCount,
+            let h = try MRCFile.header(of: f, head: head)
+            let size = h.volumeSize
+            info = VolumeInfo(format: .mrc, nx: size.x, ny: size.y, nz: size.z, count: h.volumeCount,
                               voxelSize: h.voxelSize > 0 ? h.voxelSize : nil)
         case .spider:
-            let h = try SpiderFile.header(of: f)
+            let h = try SpiderFile.header(of: f, head: head)
             info = VolumeInfo(format: .spider, nx: h.nx, ny: h.ny, nz: h.nz, count: h.volumeCount,
                               voxelSize: h.pixelSize > 0 ? Double(h.pixelSize) : nil)
         case .hdf5:
+            HDF5File.lock.lock()
+            defer { HDF5File.lock.unlock() }
             let h5 = try HDF5File.open(loc.path)
             defer { h5.close() }
             let shape = try h5.shape(hdf5VolumeDataset)
@@ -98,12 +107,13 @@ public enum VolumeIO {
 
     public static func read(_ loc: ImageLocator) throws -> Volume {
         let f = try ReadOnlyFile(loc.path)
-        switch try format(of: f) {
+        let (format, head) = try detect(f)
+        switch format {
         case .mrc:
-            let h = try MRCFile.header(of: f)
+            let h = try MRCFile.header(of: f, head: head)
             return try MRCFile.readVolume(f, h, index: loc.index)
         case .spider:
-            let h = try SpiderFile.header(of: f)
+            let h = try SpiderFile.header(of: f, head: head)
             return try SpiderFile.readVolume(f, h, index: loc.index)
         case .hdf5:
             return try readHDF5(loc)
@@ -132,12 +142,13 @@ public enum VolumeIO {
     /// Reads every volume of a file (one for a plain volume).
     public static func readStack(_ path: String) throws -> [Volume] {
         let f = try ReadOnlyFile(path)
-        switch try format(of: f) {
+        let (format, head) = try detect(f)
+        switch format {
         case .mrc:
-            let h = try MRCFile.header(of: f)
+            let h = try MRCFile.header(of: f, head: head)
             return try (1...h.volumeCount).map { try MRCFile.readVolume(f, h, index: $0) }
         case .spider:
-            let h = try SpiderFile.header(of: f)
+            let h = try SpiderFile.header(of: f, head: head)
             return try (1...h.volumeCount).map { try SpiderFile.readVolume(f, h, index: $0) }
         case .hdf5:
             let n = try dimensions(path).count
@@ -146,6 +157,8 @@ public enum VolumeIO {
     }
 
     static func readHDF5(_ loc: ImageLocator) throws -> Volume {
+        HDF5File.lock.lock()
+        defer { HDF5File.lock.unlock() }
         let h5 = try HDF5File.open(loc.path)
         defer { h5.close() }
         let shape = try h5.shape(hdf5VolumeDataset)

@@ -80,7 +80,7 @@ struct RefineOutputs {
                         logLikelihood: statistics?.logLikelihood ?? 0)
         try referenceDoc(iteration: iteration, model: model, results: results).write(to: base(iteration) + "_ref.doc")
         try imageDoc(images: images, results: results).write(to: base(iteration) + ".doc")
-        if let iteration, let statistics {
+        if let iteration, let statistics, let timing {
             try logDoc(iteration: iteration, statistics: statistics, timing: timing).write(to: base(iteration) + "_log.doc")
         }
     }
@@ -165,6 +165,10 @@ struct RankTiming: Sendable {
     var total: Double
     var ranks: Int
     var threads: Int
+    /// Largest peak resident set size over the ranks (MiB).
+    var peakRSSMiB: Double = 0
+    /// One d³ complex-to-real FFT on one thread, measured by rank 0 at start-up (the cost floor unit).
+    var fftSeconds: Double = 0
 
     /// One JSON line for the log (`{"event":"iteration",...}`), for scripts.
     func jsonLine(iteration: Int, statistics s: IterationStatistics) -> String {
@@ -175,6 +179,7 @@ struct RankTiming: Sendable {
             + "\"reduce\":\(num(reduce)),\"mstep\":\(num(mStep)),\"write\":\(num(write)),"
             + "\"log_likelihood\":\(num(s.logLikelihood)),\"pmax\":\(num(s.averageMaxProbability)),"
             + "\"sigma_noise\":\(num(s.sigmaNoise)),\"sigma_offset\":\(num(s.sigmaOffset)),"
-            + "\"fractions\":[\(fractions)],\"triples\":\(s.triples),\"converged\":\(s.converged)}"
+            + "\"fractions\":[\(fractions)],\"triples\":\(s.triples),\"significant_triples\":\(s.significantTriples),"
+            + "\"peak_rss_mib\":\(num(peakRSSMiB)),\"fft_c2r_seconds\":\(num(fftSeconds)),\"converged\":\(s.converged)}"
     }
 }

@@ -77,10 +77,14 @@ struct RefineRun {
             log.info("starting references ready (\(model.classCount) class(es), \(setup.dim)³) in \(formatDuration(clock.restart()))")
         }
 
+        // The unit of the cost model (one d³ c2r FFT on one thread), measured here so that the floor in the
+        // JSON lines comes from the same run as the timings.
+        let fftSeconds = rank == 0 ? EngineBenchmark.fftSeconds(dim: setup.dim, repetitions: 100) : 0
         let first = model.iteration + 1
         let last = o.onlyAverage ? first : o.iter
         var iterationSeconds: [Double] = []
         var lastStatistics: IterationStatistics?
+        let writer = BackgroundWriter()
         if first > last { log.info("nothing to do: iteration \(model.iteration) is already the last (--iter \(o.iter))") }
         for it in first ... max(first, last) where it <= last {
             let iterationClock = Stopwatch()
@@ -90,30 +94,39 @@ struct RefineRun {
                 try refinement.runIteration(it, model: model, particles: particles, previous: previous, reducer: reducer)
             }
             var next = computed
-            var statistics = computedStatistics
+            var corrected = computedStatistics
             if let focus {
                 next = focus.apply(to: next, correctSigma: !o.fixSigmaNoise)
-                statistics.sigmaNoise = next.sigmaNoise
+                corrected.sigmaNoise = next.sigmaNoise
             }
+            let statistics = corrected
             model = next
             previous = local
-            var eStep = [statistics.timing.eStep, -statistics.timing.eStep]
+            var eStep = [statistics.timing.eStep, -statistics.timing.eStep, Self.peakRSSMiB()]
             try communicator.allreduceInPlace(&eStep, .max)
             let gathered = try communicator.gatherBytes(ResultCodec.encode(local), root: 0)
             if let gathered { allResults = gathered.flatMap(ResultCodec.decode).sorted { $0.globalIndex < $1.globalIndex } }
-            var writeClock = Stopwatch()
             var timing = RankTiming(eStepMax: eStep[0], eStepMin: -eStep[1], reduce: statistics.timing.reduce,
                                     mStep: statistics.timing.mStep, write: 0, total: 0, ranks: communicator.size,
-                                    threads: o.thr)
-            try communicator.agree {
-                if rank == 0 {
-                    try outputs.write(iteration: it, model: model, results: allResults, images: inputs.imageTable,
+                                    threads: o.thr, peakRSSMiB: eStep[2], fftSeconds: fftSeconds)
+            // Rank 0 writes this iteration's files on a background thread while every rank goes on with the
+            // next E-step; only the wait for the previous iteration's files is serial (it is `write` in the
+            // timing). A write error surfaces here, one iteration later, and stops every rank.
+            let waitClock = Stopwatch()
+            try communicator.agree { if rank == 0 { try writer.wait() } }
+            timing.write = waitClock.seconds
+            timing.total = iterationClock.seconds
+            if rank == 0 {
+                let snapshot = (model: model, results: allResults, timing: timing)
+                let images = inputs.imageTable
+                writer.start {
+                    let clock = Stopwatch()
+                    try outputs.write(iteration: it, model: snapshot.model, results: snapshot.results, images: images,
                                       statistics: statistics, timing: nil, state: RestartState())
-                    timing.write = writeClock.restart()
-                    timing.total = iterationClock.seconds
-                    // The log doc carries the complete breakdown, so it is rewritten once the write time is known.
-                    try outputs.logDoc(iteration: it, statistics: statistics, timing: timing)
-                        .write(to: outputs.base(it) + "_log.doc")
+                    var logged = snapshot.timing
+                    logged.write = clock.seconds
+                    // Written last: the log doc names the other files and carries the time it took to write them.
+                    try outputs.logDoc(iteration: it, statistics: statistics, timing: logged).write(to: outputs.base(it) + "_log.doc")
                 }
             }
             iterationSeconds.append(iterationClock.seconds)
@@ -125,7 +138,10 @@ struct RefineRun {
             }
             if try stopRequestedOnAnyRank(), it < last {
                 try communicator.agree {
-                    if rank == 0 { try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics) }
+                    if rank == 0 {
+                        try writer.wait()
+                        try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics)
+                    }
                 }
                 // Every rank stops here (the request was agreed above); the agreement turns it into one
                 // message from rank 0 and exit status 75 on every rank.
@@ -135,7 +151,10 @@ struct RefineRun {
             }
         }
         try communicator.agree {
-            if rank == 0 { try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics) }
+            if rank == 0 {
+                try writer.wait()
+                try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics)
+            }
         }
         let root = outputs.base(nil)
         log.info("done: \(root).doc, \(root)_ref.doc, \(root).h5, \(root)_ref000001.mrc …")
@@ -247,6 +266,13 @@ struct RefineRun {
         return try communicator.agree { try refinement.initialModel(references: generated.references, fractions: inputs.referenceWeights) }
     }
 
+    /// This process's peak resident set size (MiB), from getrusage.
+    static func peakRSSMiB() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+
     private func stopRequestedOnAnyRank() throws -> Bool {
         try communicator.allreduce(Int64(StopRequest.isSet ? 1 : 0), .max) != 0
     }
@@ -275,6 +301,35 @@ struct RefineRun {
         log.info("iteration \(it)/\(last): \(model); \(formatDuration(t.total)) (\(parts))\(eta)")
         if rank == 0 {
             FileHandle.standardOutput.write(Data((t.jsonLine(iteration: it, statistics: s) + "\n").utf8))
+        }
+    }
+}
+
+/// Runs one job at a time on its own thread: rank 0's file writes overlap the next E-step. `wait()`
+/// blocks until the job is done and rethrows its error.
+final class BackgroundWriter: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var running = false
+    private var failure: (any Error)?
+
+    func start(_ job: @escaping @Sendable () throws -> Void) {
+        precondition(!running, "BackgroundWriter: start() while a job is running")
+        running = true
+        let thread = Thread { [self] in
+            do { try job() } catch { failure = error }
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    func wait() throws {
+        guard running else { return }
+        done.wait()
+        running = false
+        if let error = failure {
+            failure = nil
+            throw error
         }
     }
 }

@@ -90,9 +90,7 @@ struct SimulateCommand: ParsableCommand {
         let simulator = try ParticleSimulator(settings: settings, phantoms: phantoms)
         let summary = try DatasetWriter.write(simulator, to: outdir, format: ParticleFileFormat(rawValue: format)!,
                                               pixelSize: pixelSize) { done, total in
-            if done == total || done % 100 < max(1, ProcessInfo.processInfo.activeProcessorCount * 4) {
-                FileHandle.standardError.write(Data("\rsimulated \(done)/\(total) particles".utf8))
-            }
+            FileHandle.standardError.write(Data("\rsimulated \(done)/\(total) particles".utf8))
         }
         FileHandle.standardError.write(Data("\n".utf8))
         let counts = summary.classCounts.enumerated().map { "class \($0.offset + 1): \($0.element)" }.joined(separator: ", ")

@@ -82,8 +82,8 @@ public struct ReferenceScore: Sendable, Equatable, Codable {
     public var estimatedClass: Int
     public var trueClass: Int
     public var file: String
-    /// Integer shift found by the cross-correlation search (pixels).
-    public var alignmentShift: [Int]
+    /// Shift found by the cross-correlation search (pixels, content moved by +shift).
+    public var alignmentShift: [Double]
     /// Resolution at FSC = 0.5 and 0.143, in cycles/pixel and (with a pixel size) Å.
     public var resolution05: Double
     public var resolution0143: Double
@@ -167,7 +167,7 @@ public enum Evaluation {
     }
 
     /// FSC of an estimated reference against the true one after aligning it with the class's fitted
-    /// frame rotation and a translational search (±d/4 pixels).
+    /// frame rotation and a translational search (±d/4 pixels, sub-pixel refined).
     public static func scoreReference(_ reference: Volume, truth: Volume, frame: RigidFrame,
                                       estimatedClass: Int, trueClass: Int, file: String,
                                       pixelSize: Double?) throws -> ReferenceScore {

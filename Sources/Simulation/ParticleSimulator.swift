@@ -167,22 +167,15 @@ private func filter(_ v: Volume, _ region: MissingRegion?) -> Volume {
     region?.filtered(v) ?? v
 }
 
-/// Mean and population variance over all voxels (Double accumulation, fixed order).
+/// Mean and population variance over all voxels (Volumes' Double-accumulated statistics).
 public struct VoxelStatistics: Sendable {
     public let mean: Double
     public let variance: Double
     public var standardDeviation: Double { variance.squareRoot() }
 
     public init(_ v: Volume) {
-        var s = 0.0
-        for x in v.data { s += Double(x) }
-        let m = s / Double(v.count)
-        var q = 0.0
-        for x in v.data {
-            let e = Double(x) - m
-            q += e * e
-        }
-        mean = m
-        variance = q / Double(v.count)
+        mean = v.mean
+        let sd = v.standardDeviation
+        variance = sd * sd
     }
 }

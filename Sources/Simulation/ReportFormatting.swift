@@ -41,7 +41,7 @@ extension EvaluationReport {
                 if let a = r.resolution05Angstrom { s += " (\(f(a, 1)) Å)" }
                 s += ", FSC 0.143 at \(f(r.resolution0143, 4))/px"
                 if let a = r.resolution0143Angstrom { s += " (\(f(a, 1)) Å)" }
-                s += ", shift (\(r.alignmentShift.map(String.init).joined(separator: ",")))"
+                s += ", shift (\(r.alignmentShift.map { f($0) }.joined(separator: ", ")))"
                 lines.append(s)
             }
         }

@@ -169,3 +169,26 @@ import Volumes
         #expect(formatError { _ = try h.attributeString("iteration") }?.kind == .wrongType)
     }
 }
+
+@Suite struct ConcurrentReadTests {
+    /// Engine threads read subtomograms concurrently; HDF5 access is serialised internally.
+    @Test func concurrentReadsOfEveryFormat() throws {
+        let s = Scratch()
+        defer { s.cleanup() }
+        let vs = (0..<3).map { randomVolume(nx: 5, ny: 5, nz: 5, seed: UInt64(70 + $0)) }
+        try MRCFile.write(vs, to: s.path("a.mrcs"))
+        try SpiderFile.writeStack(vs, to: s.path("a.stk"))
+        try ReferenceStackFile(references: vs, iteration: 0, voxelSize: 1, classFractions: [0.2, 0.3, 0.5],
+                               sigmaNoise: 1, sigmaOffset: 1, logLikelihood: 0).write(to: s.path("a.h5"))
+        let specs = ["a.mrcs", "a.stk", "a.h5"].flatMap { f in (1...3).map { "\($0)@" + s.path(f) } }
+        let lock = NSLock()
+        nonisolated(unsafe) var mismatches = 0
+        DispatchQueue.concurrentPerform(iterations: 90) { i in
+            let spec = specs[i % specs.count]
+            let k = Int(spec.prefix(1))! - 1
+            let ok = (try? VolumeIO.read(spec)) == vs[k]
+            if !ok { lock.lock(); mismatches += 1; lock.unlock() }
+        }
+        #expect(mismatches == 0)
+    }
+}

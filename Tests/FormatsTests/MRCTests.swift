@@ -163,4 +163,25 @@ import Volumes
         let e7 = try #require(formatError { _ = try VolumeIO.readCubic(p, box: 32) })
         #expect(e7.message == "volume is 4^3 but the others are 32^3")
     }
+
+    @Test func axisOrderIsApplied() throws {
+        let s = Scratch()
+        defer { s.cleanup() }
+        // Volume V is 3x4x5. The file stores columns along y and rows along x (MAPC=2, MAPR=1, MAPS=3).
+        let v = randomVolume(nx: 3, ny: 4, nz: 5, seed: 11)
+        var w = Volume(nx: 4, ny: 3, nz: 5)
+        for z in 0..<5 { for y in 0..<4 { for x in 0..<3 { w[y, x, z] = v[x, y, z] } } }
+        try MRCFile.write(w, to: s.path("w.mrc"))
+        var b = s.bytes("w.mrc")
+        b[64] = 2; b[68] = 1
+        let p = s.write(b, to: "perm.mrc")
+        #expect(try VolumeIO.read(p) == v)
+        let info = try VolumeIO.dimensions(p)
+        #expect(info.nx == 3 && info.ny == 4 && info.nz == 5)
+        b[72] = 2   // MAPS = 2 as well: not a permutation
+        let bad = s.write(b, to: "bad.mrc")
+        let e = try #require(formatError { _ = try VolumeIO.read(bad) })
+        #expect(e.kind == .badHeader)
+        #expect(e.message == "MRC axis order MAPC/MAPR/MAPS = [2, 1, 2] is not a permutation of 1,2,3")
+    }
 }

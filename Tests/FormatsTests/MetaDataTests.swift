@@ -293,3 +293,22 @@ let seedWedgesExample = """
         #expect(e.description == "/nonexistent/dir/images.doc: no such file")
     }
 }
+
+@Suite struct MetaDataTableEditing {
+    @Test func appendByLabelAddsColumnsAndFills() throws {
+        var t = MetaDataTable(name: "x", labels: ["image", "ref"])
+        t.appendRow([("image", .string("a.mrc")), ("ref", .int(1))])
+        t.appendRow([("ref", .int(2)), ("weight", .real(0.5))])
+        #expect(t.labels == ["image", "ref", "weight"])
+        #expect(t.rows[0] == [.string("a.mrc"), .int(1), .int(0)])
+        #expect(t.rows[1] == [.string(""), .int(2), .real(0.5)])
+        t.removeColumn("ref")
+        #expect(t.labels == ["image", "weight"])
+        try t.renameColumn("weight", to: "classFraction")
+        #expect(try t.double("classFraction", row: 1) == 0.5)
+        #expect(formatError { try t.renameColumn("nope", to: "x") }?.kind == .unknownLabel)
+        t.selectRows([1])
+        #expect(t.rowCount == 1)
+        #expect(try t.string("image", row: 0) == "")
+    }
+}

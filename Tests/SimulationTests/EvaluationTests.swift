@@ -44,7 +44,7 @@ struct EvaluationTests {
         #expect(score.resolution05 == 0.5)
         #expect(score.resolution0143 == 0.5)
         #expect(score.resolution05Angstrom == 4)
-        #expect(score.alignmentShift == [0, 0, 0])
+        #expect(score.alignmentShift == [0, 0, 0])  // exact: no resampling at all
         #expect(score.fsc.dropFirst().allSatisfy { abs($0 - 1) < 1e-4 })
     }
 
@@ -59,6 +59,14 @@ struct EvaluationTests {
         }
         let (report, _) = try Evaluation.evaluate(truth: truth, estimates: estimates)
         #expect(abs(report.accuracy - 0.5) <= 0.15)
+        // Random orientations stay wrong even after the best frame: the fit cannot explain noise.
+        let randomAngles = truth.enumerated().map { i, r -> ParticleRecord in
+            var e = r
+            e.angles = EulerAngles(matrix: randomRotation(77, UInt64(i)))
+            return e
+        }
+        let (angleReport, _) = try Evaluation.evaluate(truth: truth, estimates: randomAngles)
+        #expect(angleReport.angularErrorFitted.median > 60)
         #expect(report.accuracy >= 0.5)  // best matching of two labels is never below one half
         #expect(abs(report.adjustedRandIndex) < 0.05)
     }
@@ -105,6 +113,20 @@ struct EvaluationTests {
         #expect(report.angularErrorFitted.max > 10)
     }
 
+    @Test("random rotations are Haar-uniform: the mean rotation matrix vanishes")
+    func uniformRotations() {
+        var rng = SeededRandom(seed: 8, streams: 1)
+        var sum = [Double](repeating: 0, count: 9)
+        let n = 4000
+        for _ in 0..<n {
+            let r = uniformRandomRotation(&rng)
+            #expect(abs(r.determinant - 1) < 1e-12)
+            for i in 0..<9 { sum[i] += r[i / 3, i % 3] }
+        }
+        // Each entry has variance 1/3 under the Haar measure: 5 standard errors of the mean.
+        #expect(sum.allSatisfy { abs($0 / Double(n)) < 5 * (1.0 / 3.0 / Double(n)).squareRoot() })
+    }
+
     @Test("nearest rotation of a rotation is itself; of a scaled rotation, the rotation")
     func nearestRotation() {
         let r = randomRotation(5, 5)
@@ -136,7 +158,8 @@ struct EvaluationTests {
         let estimate = truth.translated(by: SIMD3(2, -1, 3)).rotated(by: g.transposed, outside: 0)
         let score = try Evaluation.scoreReference(estimate, truth: truth, frame: RigidFrame(rotation: g),
                                                   estimatedClass: 1, trueClass: 1, file: "x", pixelSize: nil)
-        #expect(score.alignmentShift == [-2, 1, -3])
+        let expected: [Double] = [-2, 1, -3]
+        #expect(zip(score.alignmentShift, expected).allSatisfy { abs($0 - $1) < 0.25 })
         #expect(score.resolution05 > 0.25)
         // Without the frame rotation the FSC collapses.
         let wrong = try Evaluation.scoreReference(estimate, truth: truth, frame: .identity,

@@ -134,16 +134,6 @@ enum ProcessRunner {
 
     private static let spawnLock = NSLock()
 
-    /// `posix_spawn_file_actions_addchdir_np` (glibc ≥ 2.29) is not exported by Swift's Glibc module
-    /// (it is a GNU extension): look it up at run time.
-    private static func addChdir(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ directory: String) {
-        typealias AddChdir = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
-        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addchdir_np") else {
-            fatalError("posix_spawn_file_actions_addchdir_np is not available (glibc < 2.29)")
-        }
-        _ = unsafeBitCast(symbol, to: AddChdir.self)(actions, directory)
-    }
-
     private static func runBlocking(
         _ executable: String, _ arguments: [String], environment: [String: String], currentDirectory: String?,
         timeout: Double
@@ -167,7 +157,6 @@ enum ProcessRunner {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        if let currentDirectory { addChdir(&actions, currentDirectory) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -184,7 +173,10 @@ enum ProcessRunner {
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        // A working directory is set through coreutils' `env -C` (glibc's posix_spawn chdir action is
+        // not visible to Swift).
+        let command = currentDirectory.map { ["/usr/bin/env", "-C", $0, executable] } ?? [executable]
+        let argv: [UnsafeMutablePointer<CChar>?] = (command + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             for pointer in argv { free(pointer) }
@@ -195,7 +187,7 @@ enum ProcessRunner {
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 }
 
         var pid: pid_t = 0
-        let spawnError = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        let spawnError = posix_spawn(&pid, command[0], &actions, &attributes, argv, envp)
         close(outPipe[1])
         close(errPipe[1])
         spawnLock.unlock()
