@@ -20,6 +20,8 @@ static inline unsigned chdf5_f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline unsigned chdf5_f_acc_excl(void) { return H5F_ACC_EXCL; }
 static inline hid_t chdf5_p_file_access(void) { return H5P_FILE_ACCESS; }
 static inline hid_t chdf5_p_dataset_create(void) { return H5P_DATASET_CREATE; }
+static inline hid_t chdf5_p_group_create(void) { return H5P_GROUP_CREATE; }
+static inline hid_t chdf5_p_file_create(void) { return H5P_FILE_CREATE; }
 static inline size_t chdf5_variable(void) { return H5T_VARIABLE; }
 /// Silences HDF5's automatic error stack printing; errors are reported as Swift errors instead.
 static inline void chdf5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }

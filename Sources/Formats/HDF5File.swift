@@ -51,7 +51,15 @@ public final class HDF5File {
             unlink(tmp)
             throw FormatError(.hdf5, file: path, "H5Pset_libver_bounds failed")
         }
-        let fid = H5Fcreate(tmp, chdf5_f_acc_trunc(), chdf5_p_default(), fapl)
+        // No modification times in object headers (root group included): the same content gives the
+        // same bytes, so two runs with the same arguments write identical files.
+        let fcpl = H5Pcreate(chdf5_p_file_create())
+        defer { if fcpl >= 0 { H5Pclose(fcpl) } }
+        if fcpl < 0 || H5Pset_obj_track_times(fcpl, false) < 0 {
+            unlink(tmp)
+            throw FormatError(.hdf5, file: path, "cannot create an HDF5 file-creation property list")
+        }
+        let fid = H5Fcreate(tmp, chdf5_f_acc_trunc(), fcpl, fapl)
         if fid < 0 {
             unlink(tmp)
             throw FormatError(.hdf5, file: path, "cannot create HDF5 file (H5Fcreate failed)")
@@ -145,7 +153,10 @@ public final class HDF5File {
         let space = H5Screate_simple(Int32(shape.count), &dims, nil)
         if space < 0 { throw err("H5Screate_simple failed for dataset '\(name)'") }
         defer { H5Sclose(space) }
-        let ds = H5Dcreate2(fid, name, fileType, space, chdf5_p_default(), chdf5_p_default(), chdf5_p_default())
+        let dcpl = H5Pcreate(chdf5_p_dataset_create())
+        if dcpl < 0 || H5Pset_obj_track_times(dcpl, false) < 0 { throw err("cannot create a dataset-creation property list") }
+        defer { H5Pclose(dcpl) }
+        let ds = H5Dcreate2(fid, name, fileType, space, chdf5_p_default(), dcpl, chdf5_p_default())
         if ds < 0 { throw err("cannot create dataset '\(name)' (exists already, or its group is missing)") }
         defer { H5Dclose(ds) }
         if count > 0, write(ds) < 0 { throw err("H5Dwrite failed for dataset '\(name)'") }
@@ -154,7 +165,10 @@ public final class HDF5File {
     /// Creates a group (`/a`, `/a/b`); parents must exist.
     public func createGroup(_ name: String) throws {
         try requireOpen()
-        let g = H5Gcreate2(fid, name, chdf5_p_default(), chdf5_p_default(), chdf5_p_default())
+        let gcpl = H5Pcreate(chdf5_p_group_create())
+        if gcpl < 0 || H5Pset_obj_track_times(gcpl, false) < 0 { throw err("cannot create a group-creation property list") }
+        defer { H5Pclose(gcpl) }
+        let g = H5Gcreate2(fid, name, chdf5_p_default(), gcpl, chdf5_p_default())
         if g < 0 { throw err("cannot create group '\(name)'") }
         H5Gclose(g)
     }
