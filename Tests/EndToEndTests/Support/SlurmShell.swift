@@ -56,46 +56,68 @@ struct SlurmShell: Sendable {
         guard FileManager.default.createFile(atPath: outURL.path, contents: nil),
               FileManager.default.createFile(atPath: errURL.path, contents: nil)
         else { throw SlurmShellError.launchFailed(command: command, reason: "cannot create \(scratch.path)") }
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        defer {
-            try? out.close()
-            try? err.close()
-        }
+        // posix_spawn + waitpid rather than Foundation's Process: Process learns of a child's exit from a
+        // SIGCHLD source, and in a test process that also spawns and reaps children elsewhere that
+        // notification was seen to go missing (a zombie `bash`, `isRunning` true for ever). Output goes
+        // to files, so daemons the script leaves behind cannot hold a pipe open.
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outURL.path, O_WRONLY | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, errURL.path, O_WRONLY | O_TRUNC, 0o644)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptySet = sigset_t()
+        sigemptyset(&emptySet)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGTERM, SIGINT, SIGCHLD, SIGUSR1] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigmask(&attributes, &emptySet)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
-        process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = out
-        process.standardError = err
-        if let workingDirectory { process.currentDirectoryURL = workingDirectory }
-        do {
-            try process.run()
-        } catch {
-            throw SlurmShellError.launchFailed(command: command, reason: "\(error)")
+        var launch = executable.hasPrefix("/") ? [executable] : ["/usr/bin/env", executable]
+        if let workingDirectory { launch = ["/usr/bin/env", "-C", workingDirectory.path] + launch.filter { $0 != "/usr/bin/env" } }
+        let argv: [UnsafeMutablePointer<CChar>?] = (launch + arguments).map { strdup($0) } + [nil]
+        let merged = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let spawnError = posix_spawn(&pid, launch[0], &actions, &attributes, argv, envp)
+        guard spawnError == 0 else {
+            throw SlurmShellError.launchFailed(command: command, reason: String(cString: strerror(spawnError)))
         }
 
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         var timedOut = false
-        while process.isRunning {
-            if clock.now >= deadline {
+        var status: Int32 = 0
+        var killDeadline: ContinuousClock.Instant?
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid || (reaped < 0 && errno != EINTR) { break }
+            if !timedOut && clock.now >= deadline {
                 timedOut = true
-                process.terminate()
-                let grace = clock.now + .seconds(5)
-                while process.isRunning && clock.now < grace { try await Task.sleep(for: .milliseconds(100)) }
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                break
+                kill(pid, SIGTERM)
+                killDeadline = clock.now + .seconds(5)
+            } else if let k = killDeadline, clock.now >= k {
+                kill(pid, SIGKILL)
+                killDeadline = nil
             }
-            try await Task.sleep(for: .milliseconds(100))
+            try await Task.sleep(for: .milliseconds(50))
         }
-        process.waitUntilExit()
+        // Exit status, or 128 + signal like a shell.
+        let exited = (status & 0x7f) == 0
+        let terminationStatus: Int32 = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         let stdout = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
         let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
         return SlurmShellResult(
-            command: command, status: process.terminationStatus, stdout: stdout, stderr: stderr,
+            command: command, status: terminationStatus, stdout: stdout, stderr: stderr,
             timedOut: timedOut)
     }
 }
