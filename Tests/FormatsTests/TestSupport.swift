@@ -65,8 +65,18 @@ enum Python {
             p.waitUntilExit()
             return PythonResult(status: -1, stdout: String(decoding: outData, as: UTF8.self), stderr: "timed out after \(timeout) s")
         }
-        p.waitUntilExit()
-        return PythonResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        // Both pipes are at EOF, so the child has exited. Foundation learns that from SIGCHLD, which was
+        // seen to go missing in a test process that reaps other children itself; reap it ourselves then.
+        let start = Date()
+        while p.isRunning && Date().timeIntervalSince(start) < 5 { usleep(10_000) }
+        var status = p.isRunning ? Int32(-1) : p.terminationStatus
+        if p.isRunning {
+            var raw: Int32 = 0
+            if waitpid(p.processIdentifier, &raw, 0) == p.processIdentifier {
+                status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+            }
+        }
+        return PythonResult(status: status, stdout: String(decoding: outData, as: UTF8.self),
                             stderr: String(decoding: errData, as: UTF8.self))
     }
 
