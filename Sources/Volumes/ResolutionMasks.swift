@@ -86,43 +86,34 @@ public struct ResolutionMasks: Sendable, Equatable {
     /// in spec §3.3: for x ≤ h the stored value at (z, y, x), else the value at
     /// ((d−z) mod d, (d−y) mod d, d−x). Exact for masks that are symmetric under κ → −κ.
     public static func fullGridSum(of halfComplex: [Float], dim d: Int) -> Double {
-        let hx = d / 2 + 1
-        precondition(halfComplex.count == d * d * hx, "half-complex size mismatch")
         var sum = 0.0
-        for z in 0..<d {
-            for y in 0..<d {
-                for x in 0..<d {
-                    let v: Float
-                    if x < hx {
-                        v = halfComplex[(z * d + y) * hx + x]
-                    } else {
-                        v = halfComplex[(((d - z) % d) * d + (d - y) % d) * hx + (d - x)]
-                    }
-                    sum += Double(v)
-                }
-            }
-        }
+        forEachFullGridValue(of: halfComplex, dim: d) { sum += Double($0) }
         return sum
     }
 
     /// Number of non-zero entries of a half-complex mask over the full d³ grid (Hermitian mirroring).
     public static func fullGridCount(of halfComplex: [Float], dim d: Int) -> Int {
+        var n = 0
+        forEachFullGridValue(of: halfComplex, dim: d) { if $0 != 0 { n += 1 } }
+        return n
+    }
+
+    /// Visits the value of every voxel of the full d³ grid: for x ≤ h the stored value at (z, y, x),
+    /// else the stored value at ((d−z) mod d, (d−y) mod d, d−x) (spec §3.3).
+    @inline(__always)
+    private static func forEachFullGridValue(of halfComplex: [Float], dim d: Int, _ body: (Float) -> Void) {
         let hx = d / 2 + 1
         precondition(halfComplex.count == d * d * hx, "half-complex size mismatch")
-        var n = 0
         for z in 0..<d {
             for y in 0..<d {
                 for x in 0..<d {
-                    let v: Float
                     if x < hx {
-                        v = halfComplex[(z * d + y) * hx + x]
+                        body(halfComplex[(z * d + y) * hx + x])
                     } else {
-                        v = halfComplex[(((d - z) % d) * d + (d - y) % d) * hx + (d - x)]
+                        body(halfComplex[(((d - z) % d) * d + (d - y) % d) * hx + (d - x)])
                     }
-                    if v != 0 { n += 1 }
                 }
             }
         }
-        return n
     }
 }
