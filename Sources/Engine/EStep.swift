@@ -141,16 +141,19 @@ public enum EStep {
             }
             significant = particles.count
         } else {
-            let boxes = (0 ..< slotCount).map { _ in SlotBox<([Candidate], Int)>(([], 0)) }
             let maxCC = o.maxCC
+            // Candidates grouped by image as the slots finish (in slot order), so that each slot's list
+            // is freed once grouped instead of all lists waiting next to their grouped copy.
+            let grouping = OrderedFold<(perImage: [[Candidate]], triples: Int), ([Candidate], Int)>(
+                ([[Candidate]](repeating: [], count: particles.count), 0)) { acc, part in
+                acc.triples += part.1
+                for c in part.0 { acc.perImage[Int(c.image)].append(c) }
+            }
             forEachSlot(slotCount, threads: o.threads) { s in
-                boxes[s].value = maxCC ? searchMaxCC(tables, slot: s) : searchML(tables, slot: s)
+                grouping.deliver(s, maxCC ? searchMaxCC(tables, slot: s) : searchML(tables, slot: s))
             }
-            var perImage = [[Candidate]](repeating: [], count: particles.count)
-            for b in boxes {
-                triples += b.value.1
-                for c in b.value.0 { perImage[Int(c.image)].append(c) }
-            }
+            let (perImage, slotTriples) = grouping.result
+            triples += slotTriples
             for i in particles.indices {
                 let p = particles[i]
                 let cands = perImage[i].sorted { ($0.orientation, $0.klass) < ($1.orientation, $1.klass) }
@@ -213,13 +216,11 @@ public enum EStep {
 
         // Pass 2: weighted sums, per slot, merged in slot order.
         let jobs = jobsByOrientation
-        let sumBoxes = (0 ..< slotCount).map { _ in SlotBox<Sums?>(nil) }
+        let merge = OrderedFold<Sums, Sums>(consume sums) { total, part in total.add(imagesAndWedgesOf: part) }
         forEachSlot(slotCount, threads: o.threads) { s in
-            sumBoxes[s].value = accumulate(tables, jobs: jobs, slot: s, outputClasses: kOut)
+            merge.deliver(s, accumulate(tables, jobs: jobs, slot: s, outputClasses: kOut))
         }
-        for b in sumBoxes {
-            if let part = b.value { sums.add(imagesAndWedgesOf: part) }
-        }
+        sums = merge.result
         return EStepOutput(sums: sums, results: results, triples: triples, significantTriples: significant)
     }
 

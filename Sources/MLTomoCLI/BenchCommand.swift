@@ -108,8 +108,13 @@ struct RefinementFigures: Codable, Sendable {
     var floorSeconds: Double
     var eStepRatioToFloor: Double
     var peakRSSMiB: Double
-    /// Images + model + per-thread buffers of the largest rank (MiB): what the RSS should stay near.
-    var expectedMemoryMiB: Double
+    /// The runtime's RSS before any image was loaded, and the data budget (images + model + per-thread
+    /// buffers, `MemoryBudget`) of the rank with the largest peak (MiB).
+    var baselineRSSMiB: Double
+    var budgetMiB: Double
+    /// What the RSS should stay near: baseline + budget.
+    var expectedMemoryMiB: Double { baselineRSSMiB + budgetMiB }
+    var memoryRatio: Double { expectedMemoryMiB > 0 ? peakRSSMiB / expectedMemoryMiB : 0 }
 }
 
 struct BenchReport: Codable {
@@ -141,14 +146,15 @@ struct BenchReport: Codable {
 
     func table() -> String {
         var lines = ["machine: \(machine)", "",
-                     "| workload | particles | d | K | ang | ranks×thr | s/iter | E-step s | triples/s | floor s | E/floor | reduce s | M s | write s | RSS MiB (expected) |",
-                     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                     "| workload | particles | d | K | ang | ranks×thr | s/iter | E-step s | triples/s | floor s | E/floor | reduce s | M s | write s | RSS MiB (baseline + budget = expected) | RSS/expected |",
+                     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in refinements + particleScaling + orientationScaling {
             let ang = r.angSearch.map { String(format: "%g±%g", r.ang, $0) } ?? String(format: "%g", r.ang)
-            lines.append(String(format: "| %@ | %d | %d | %d | %@ | %d×%d | %.2f | %.2f | %.0f | %.2f | %.2f | %.3f | %.3f | %.3f | %.0f (%.0f) |",
+            lines.append(String(format: "| %@ | %d | %d | %d | %@ | %d×%d | %.2f | %.2f | %.0f | %.2f | %.2f | %.3f | %.3f | %.3f | %.1f (%.1f + %.1f = %.1f) | %.2f |",
                                 r.name, r.particles, r.dim, r.classes, ang, r.ranks, r.threads, r.iterationSeconds,
                                 r.eStepSeconds, r.triplesPerSecond, r.floorSeconds, r.eStepRatioToFloor, r.reduceSeconds,
-                                r.mStepSeconds, r.writeSeconds, r.peakRSSMiB, r.expectedMemoryMiB))
+                                r.mStepSeconds, r.writeSeconds, r.peakRSSMiB, r.baselineRSSMiB, r.budgetMiB,
+                                r.expectedMemoryMiB, r.memoryRatio))
         }
         if let e = Self.exponent(particleScaling.map { (Double($0.particles), $0.eStepSeconds) }) {
             lines.append(String(format: "\nE-step time vs particles: fitted exponent %.2f (1 = linear)", e))
@@ -196,18 +202,13 @@ struct BenchRunner {
         let fft = number("fft_c2r_seconds")
         let floor = Double(triples) * fft / Double(ranks * threads)
         let eStep = number("estep_max")
-        // Largest rank: its images (half-complex Float spectra), the model (K references and rotated
-        // copies), and per-thread buffers (a few d³ work arrays per thread).
-        let local = Double((particles + ranks - 1) / ranks)
-        let spectrumBytes = Double(dim * dim * (dim / 2 + 1) * 8)
-        let expected = (local * spectrumBytes + Double(classes) * Double(dim * dim * dim) * 4 * 4
-                        + Double(threads) * 8 * spectrumBytes) / 1_048_576
         return RefinementFigures(name: name, particles: particles, dim: dim, classes: classes, ang: ang, angSearch: angSearch,
                                  ranks: ranks, threads: threads, iterationSeconds: number("seconds"), eStepSeconds: eStep,
                                  reduceSeconds: number("reduce"), mStepSeconds: number("mstep"), writeSeconds: number("write"),
                                  triples: triples, triplesPerSecond: eStep > 0 ? Double(triples) / eStep : 0,
                                  fftC2RSeconds: fft, floorSeconds: floor, eStepRatioToFloor: floor > 0 ? eStep / floor : 0,
-                                 peakRSSMiB: number("peak_rss_mib"), expectedMemoryMiB: expected)
+                                 peakRSSMiB: number("peak_rss_mib"), baselineRSSMiB: number("baseline_rss_mib"),
+                                 budgetMiB: number("budget_mib"))
     }
 
     /// Runs a command (stdin /dev/null), returns its standard output; a failure is an error with its output.

@@ -167,6 +167,9 @@ struct RankTiming: Sendable {
     var threads: Int
     /// Largest peak resident set size over the ranks (MiB).
     var peakRSSMiB: Double = 0
+    /// That rank's RSS before it loaded any image (the runtime), and its data budget (`MemoryBudget`).
+    var baselineRSSMiB: Double = 0
+    var budgetMiB: Double = 0
     /// One d³ complex-to-real FFT on one thread, measured by rank 0 at start-up (the cost floor unit).
     var fftSeconds: Double = 0
 
@@ -180,6 +183,6 @@ struct RankTiming: Sendable {
             + "\"log_likelihood\":\(num(s.logLikelihood)),\"pmax\":\(num(s.averageMaxProbability)),"
             + "\"sigma_noise\":\(num(s.sigmaNoise)),\"sigma_offset\":\(num(s.sigmaOffset)),"
             + "\"fractions\":[\(fractions)],\"triples\":\(s.triples),\"significant_triples\":\(s.significantTriples),"
-            + "\"peak_rss_mib\":\(num(peakRSSMiB)),\"fft_c2r_seconds\":\(num(fftSeconds)),\"converged\":\(s.converged)}"
+            + "\"peak_rss_mib\":\(num(peakRSSMiB)),\"baseline_rss_mib\":\(num(baselineRSSMiB)),\"budget_mib\":\(num(budgetMiB)),\"fft_c2r_seconds\":\(num(fftSeconds)),\"converged\":\(s.converged)}"
     }
 }

@@ -101,24 +101,7 @@ public final class FourierRotator: @unchecked Sendable {
         extX = ex
         extY = ey
         offset = off
-        // Cell (kx, ky, kz) is read iff some source s with |s| ≤ Rs has floor(s_a) ∈ {k_a − 1, k_a} in every
-        // axis, i.e. iff Σ max(0, |k_a| − 1)² ≤ Rs² (x only from 0, by the Hermitian mirror). Rs carries a
-        // small margin for Float rounding of s.
-        let rs = Double(bigD) / 2 + 0.05
-        var starts = [Int32](repeating: 0, count: ey * ey)
-        var lengths = [Int](repeating: 0, count: ey * ey)
-        var total = 0
-        for iz in 0..<ey {
-            let az = Double(max(0, abs(iz - off) - 1))
-            for iy in 0..<ey {
-                let ay = Double(max(0, abs(iy - off) - 1))
-                let rest = rs * rs - ay * ay - az * az
-                let length = rest < 0 ? 0 : min(ex, Int(rest.squareRoot()) + 2)
-                starts[iz * ey + iy] = Int32(total)
-                lengths[iz * ey + iy] = length
-                total += length
-            }
-        }
+        let (starts, lengths, total) = Self.packedRows(paddedDim: bigD)
         // A trailing pad keeps the 16-byte reads of (ix, ix+1) in bounds whatever the rounding.
         let tab = AlignedBuffer<Float>(count: 2 * (total + ex))
         let scale = 1 / Float(d * d * d)
@@ -150,6 +133,38 @@ public final class FourierRotator: @unchecked Sendable {
             ph[i] = Complex(Float(Double.cos(angle)), Float(Double.sin(angle)))
         }
         phase = ph
+    }
+
+    /// Bytes of the interpolation table for a d³ reference at this padding (for memory budgets).
+    public static func tableBytes(dim d: Int, padding p: Int) -> Int {
+        let bigD = p * d
+        return 8 * (packedRows(paddedDim: bigD).total + bigD / 2 + 4) + 4 * (bigD + 6) * (bigD + 6)
+    }
+
+    /// Row layout of the packed table for a padded side D: start (in complex elements) and length of row
+    /// (ky, kz), and the total. Cell (kx, ky, kz) is read iff some source s with |s| ≤ Rs has
+    /// floor(s_a) ∈ {k_a − 1, k_a} in every axis, i.e. iff Σ max(0, |k_a| − 1)² ≤ Rs² (x only from 0, by
+    /// the Hermitian mirror). Rs carries a small margin for Float rounding of s.
+    private static func packedRows(paddedDim bigD: Int) -> (starts: [Int32], lengths: [Int], total: Int) {
+        let off = bigD / 2 + 2
+        let ex = bigD / 2 + 4
+        let ey = bigD + 6
+        let rs = Double(bigD) / 2 + 0.05
+        var starts = [Int32](repeating: 0, count: ey * ey)
+        var lengths = [Int](repeating: 0, count: ey * ey)
+        var total = 0
+        for iz in 0..<ey {
+            let az = Double(max(0, abs(iz - off) - 1))
+            for iy in 0..<ey {
+                let ay = Double(max(0, abs(iy - off) - 1))
+                let rest = rs * rs - ay * ay - az * az
+                let length = rest < 0 ? 0 : min(ex, Int(rest.squareRoot()) + 2)
+                starts[iz * ey + iy] = Int32(total)
+                lengths[iz * ey + iy] = length
+                total += length
+            }
+        }
+        return (starts, lengths, total)
     }
 
     /// Writes into `output` (d·d·(d/2+1) half-complex, Xmipp normalisation, i.e. what

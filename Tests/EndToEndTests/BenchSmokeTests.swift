@@ -17,6 +17,9 @@ import Testing
         #expect((smoke["triples"] as? Int ?? 0) > 0, "\(smoke)")
         #expect((smoke["fftC2RSeconds"] as? Double ?? 0) > 0, "\(smoke)")
         #expect((smoke["eStepRatioToFloor"] as? Double ?? 0) > 0, "\(smoke)")
+        // The memory yardstick: the runtime's RSS before loading and the data budget, both from the run.
+        #expect((smoke["baselineRSSMiB"] as? Double ?? 0) > 0, "\(smoke)")
+        #expect((smoke["budgetMiB"] as? Double ?? 0) > 0, "\(smoke)")
         #expect(run.stdout.contains("| smoke |"), "\(run.stdout)")
     }
 }
