@@ -36,12 +36,19 @@ struct RefineRun {
         try communicator.agree { if rank == 0 { try outputs.checkDirectory() } }
         logSummary(inputs, setup)
         if o.dryRun {
+            reportPrediction(CostPrediction.predict(setup: setup, inputAngles: inputs.images.map(\.angles),
+                                                    ranks: communicator.size))
             log.info("dry run: inputs are consistent; nothing computed")
             return
         }
 
         let total = inputs.images.count
         let mine = partition(count: total, ranks: communicator.size, rank: rank)
+        // The runtime's own footprint (Swift, Open MPI, HDF5, FFTW), before any image is loaded: peak RSS
+        // is judged against this plus the data's budget.
+        let baselineRSS = Self.peakRSSMiB()
+        let budget = MemoryBudget(dim: setup.dim, classes: engineOptions.nref, localImages: mine.count, threads: o.thr,
+                                  rotationPadding: engineOptions.rotationPadding)
         var clock = Stopwatch()
         let particles = try communicator.agree { try loadParticles(mine, inputs: inputs, refinement: refinement, focus: focus) }
         log.info("loaded \(total) subtomograms over \(communicator.size) rank(s) in \(formatDuration(clock.restart()))")
@@ -99,16 +106,26 @@ struct RefineRun {
                 next = focus.apply(to: next, correctSigma: !o.fixSigmaNoise)
                 corrected.sigmaNoise = next.sigmaNoise
             }
+            // Work counts of the whole iteration (each rank counted only its own images).
+            var counts = [Int64(corrected.triples), Int64(corrected.significantTriples)]
+            try communicator.allreduceInPlace(&counts, .sum)
+            corrected.triples = Int(counts[0])
+            corrected.significantTriples = Int(counts[1])
             let statistics = corrected
             model = next
             previous = local
-            var eStep = [statistics.timing.eStep, -statistics.timing.eStep, Self.peakRSSMiB()]
+            // Memory figures of the rank with the largest peak: its peak, baseline and budget.
+            let peak = Self.peakRSSMiB()
+            var eStep = [statistics.timing.eStep, -statistics.timing.eStep, peak]
             try communicator.allreduceInPlace(&eStep, .max)
+            var memory = peak == eStep[2] ? [baselineRSS, Double(budget.total) / 1_048_576] : [0, 0]
+            try communicator.allreduceInPlace(&memory, .max)
             let gathered = try communicator.gatherBytes(ResultCodec.encode(local), root: 0)
             if let gathered { allResults = gathered.flatMap(ResultCodec.decode).sorted { $0.globalIndex < $1.globalIndex } }
             var timing = RankTiming(eStepMax: eStep[0], eStepMin: -eStep[1], reduce: statistics.timing.reduce,
                                     mStep: statistics.timing.mStep, write: 0, total: 0, ranks: communicator.size,
-                                    threads: o.thr, peakRSSMiB: eStep[2], fftSeconds: fftSeconds)
+                                    threads: o.thr, peakRSSMiB: eStep[2], baselineRSSMiB: memory[0], budgetMiB: memory[1],
+                                    fftSeconds: fftSeconds)
             // Rank 0 writes this iteration's files on a background thread while every rank goes on with the
             // next E-step; only the wait for the previous iteration's files is serial (it is `write` in the
             // timing). A write error surfaces here, one iteration later, and stops every rank.
@@ -284,6 +301,19 @@ struct RefineRun {
         let boxes = "\(inputs.images.count) subtomograms of \(inputs.originalDim)³ → working box \(setup.dim)³"
         let work = "\(o.nref) class(es); \(orientations) orientation(s)\(search); \(inputs.regions.count) missing region(s)"
         log.info("\(boxes); \(work); \(communicator.size) rank(s) × \(o.threads) thread(s)")
+    }
+
+    /// The dry run's time prediction: a readable summary in the log and a JSON line on stdout (rank 0).
+    private func reportPrediction(_ p: CostPrediction) {
+        let iterations = options.onlyAverage ? 1 : max(1, options.iter)
+        let perImage = String(format: "%.0f", p.orientationsPerImage)
+        let kernels = String(format: "one %d³ c2r FFT %.0f µs, one rotation %.0f µs here", p.dim, p.c2rSeconds * 1e6,
+                             p.rotationSeconds * 1e6)
+        log.info("predicted: \(p.triples) (image, orientation, class) triples per iteration (\(perImage) orientations per image; \(kernels))")
+        log.info("predicted time per iteration ≈ \(formatDuration(p.secondsPerIteration)) (E-step \(formatDuration(p.eStepSeconds)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); \(iterations) iteration(s) ≈ \(formatDuration(p.secondsPerIteration * Double(iterations)))")
+        if rank == 0 {
+            FileHandle.standardOutput.write(Data((p.jsonLine + "\n").utf8))
+        }
     }
 
     private func reportProgress(_ it: Int, last: Int, statistics s: IterationStatistics, timing t: RankTiming, seconds: [Double]) {

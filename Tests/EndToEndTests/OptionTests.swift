@@ -72,6 +72,29 @@ import Volumes
         #expect(scores[true]! > scores[false]! + 0.2, "keep_angles \(scores[true]!) vs random \(scores[false]!)")
     }
 
+    // MARK: Dry run
+
+    /// `--dry-run` predicts the work of an iteration from the inputs alone: its triple count must be
+    /// the one the real run then evaluates, its times positive, and it must write nothing.
+    @Test func dryRunPredictsTheTriplesThatTheRunEvaluates() async throws {
+        let ws = try await dataset("dry-run")
+        let arguments = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "run/x", "--nref", "2", "--ang", "30",
+                         "--iter", "1"] + wedge
+        let dry = try await refine(ws, arguments + ["--dry-run"])
+        let prediction = try #require(RunFiles.events(dry.stdout, "prediction").first, "no prediction line: \(dry)")
+        #expect(dry.combinedOutput.contains("predicted time per iteration"), "\(dry)")
+        #expect(!FileManager.default.fileExists(atPath: ws.file("data/run")), "a dry run must write nothing")
+        let seconds = try #require(prediction["seconds_per_iteration"] as? Double)
+        #expect(seconds > 0 && seconds.isFinite)
+        #expect(prediction["ranks"] as? Int == 2)
+
+        let run = try await refine(ws, arguments)
+        let iteration = try #require(RunFiles.events(run.stdout, "iteration").first, "no iteration line: \(run)")
+        let predicted = try #require(prediction["triples"] as? Int)
+        #expect(predicted > 0)
+        #expect(predicted == iteration["triples"] as? Int, "predicted \(predicted), evaluated \(iteration["triples"] ?? "?")")
+    }
+
     // MARK: Searches
 
     /// The projection direction of an orientation (third row of the Euler matrix; psi does not enter).

@@ -1,0 +1,112 @@
+import Foundation
+import Numerics
+import Volumes
+
+/// The cost model of `bench/README.md` applied to one run's inputs before any work is done
+/// (`ml_tomo refine --dry-run`). Per iteration and rank:
+///
+///     t ≈ triples × r × c2r(d) / threads + rotations × c_rot / threads + t_reduce + t_M
+///
+/// The two kernel costs (one d³ c2r FFT, one Fourier-space rotation of a reference) are measured in
+/// this process, so the prediction follows the machine it runs on; the E-step overhead `r` over one
+/// FFT per triple and the reduction bandwidth are constants measured by `ml_tomo bench` (W1) and
+/// written down here. The slowest rank (the one with the most images) sets the pace.
+public struct CostPrediction: Sendable {
+    /// E-step time ÷ (triples × c2r ÷ threads), measured on W1 (64 particles, 32³, K = 2, --ang 20,
+    /// 2 threads): 1.69 (bench/README.md). Covers the product, the shift-window scan and pass 2.
+    public static let eStepOverFloor = 1.7
+    /// Bytes per second of one Allreduce through shared memory on the 2-rank test machine (64 MB in
+    /// 0.17–0.35 s); a conservative figure for an InfiniBand cluster too.
+    public static let reduceBytesPerSecond = 2.0e8
+    /// M-step seconds per class and reference voxel (tens of ms at K = 2, d = 32).
+    public static let mStepSecondsPerClassVoxel = 1.0e-6
+
+    public var images: Int
+    public var ranks: Int
+    public var threads: Int
+    public var classes: Int
+    public var dim: Int
+    /// Orientations one image visits per iteration (mean over a sample of the inputs for local searches).
+    public var orientationsPerImage: Double
+    /// Rotations of each reference per iteration on the busiest rank (the grid, or one per local image
+    /// in the fixed-orientation modes).
+    public var rotationsPerRank: Int
+    /// (image, orientation, class) triples per iteration over all ranks.
+    public var triples: Int
+    /// Seconds of one d³ c2r FFT and of one d³ Fourier-space rotation, measured here on one thread.
+    public var c2rSeconds: Double
+    public var rotationSeconds: Double
+
+    /// Images on the busiest rank.
+    public var imagesOnSlowestRank: Int { (images + ranks - 1) / max(1, ranks) }
+    public var eStepSeconds: Double {
+        let perImage = orientationsPerImage * Double(classes) * Self.eStepOverFloor * c2rSeconds
+        let rotations = Double(rotationsPerRank * classes) * rotationSeconds
+        return (Double(imagesOnSlowestRank) * perImage + rotations) / Double(max(1, threads))
+    }
+    public var reduceSeconds: Double {
+        guard ranks > 1 else { return 0 }
+        let doubles = 2 * classes * (dim * dim * dim + dim * dim * (dim / 2 + 1))
+        return Double(8 * doubles) / Self.reduceBytesPerSecond
+    }
+    public var mStepSeconds: Double { Double(classes * dim * dim * dim) * Self.mStepSecondsPerClassVoxel }
+    public var secondsPerIteration: Double { eStepSeconds + reduceSeconds + mStepSeconds }
+
+    /// Predicts one iteration of a run on `images` subtomograms (their input angles, in order, centre
+    /// the local searches) with `ranks` processes of `setup.options.threads` threads.
+    public static func predict(setup: RefinementSetup, inputAngles: [EulerAngles], ranks: Int) -> CostPrediction {
+        let o = setup.options
+        let n = inputAngles.count
+        let grid = o.fixedOrientation ? 0 : (setup.sampling?.count ?? 0)
+        var perImage = 1.0
+        if !o.fixedOrientation, let sampling = setup.sampling {
+            if let local = setup.localSearch, n > 0 {
+                // Evenly spaced sample: the neighbourhood size hardly depends on the centre.
+                let step = max(1, n / 256)
+                let sample = stride(from: 0, to: n, by: step).map { i -> Int in
+                    let c = local.candidates(around: inputAngles[i]).count
+                    return c == 0 ? sampling.count : c
+                }
+                perImage = Double(sample.reduce(0, +)) / Double(sample.count)
+            } else {
+                perImage = Double(sampling.count)
+            }
+        }
+        let d = setup.dim
+        let classes = o.nref
+        let busiest = (n + ranks - 1) / max(1, ranks)
+        let rotations = o.onlyAverage ? 0 : (o.fixedOrientation ? busiest : grid)
+        return CostPrediction(images: n, ranks: ranks, threads: o.threads, classes: classes, dim: d,
+                              orientationsPerImage: perImage, rotationsPerRank: rotations,
+                              triples: o.onlyAverage ? 0 : Int((Double(n) * perImage).rounded()) * classes,
+                              c2rSeconds: EngineBenchmark.fftSeconds(dim: d, repetitions: 50),
+                              rotationSeconds: rotationSeconds(dim: d, padding: o.rotationPadding))
+    }
+
+    /// Median seconds of one general Fourier-space rotation of a random d³ reference on this thread.
+    static func rotationSeconds(dim d: Int, padding: Int) -> Double {
+        var rng = SeededRandom(seed: 7, streams: 0x5EED)
+        var v = Volume(dim: d)
+        for j in 0 ..< v.count { v.data[j] = Float(rng.nextGaussian()) }
+        let rotator = FourierRotator(reference: v, padding: padding)
+        let out = AlignedBuffer<Complex<Float>>(count: d * d * (d / 2 + 1))
+        let a = EulerAngles(rot: 31, tilt: 47, psi: -113).matrix
+        var times: [Double] = []
+        for _ in 0 ..< 15 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            rotator.rotate(a, maxRadius: Double(d) / 2, into: out.pointer)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        }
+        return times.sorted()[times.count / 2]
+    }
+
+    /// One JSON object (the `{"event":"prediction",…}` line of a dry run).
+    public var jsonLine: String {
+        func num(_ x: Double) -> String { String(format: "%.6g", x) }
+        return "{\"event\":\"prediction\",\"images\":\(images),\"ranks\":\(ranks),\"threads\":\(threads),"
+            + "\"classes\":\(classes),\"dim\":\(dim),\"orientations_per_image\":\(num(orientationsPerImage)),"
+            + "\"triples\":\(triples),\"c2r_seconds\":\(num(c2rSeconds)),\"rotation_seconds\":\(num(rotationSeconds)),"
+            + "\"estep_seconds\":\(num(eStepSeconds)),\"reduce_seconds\":\(num(reduceSeconds)),"
+            + "\"mstep_seconds\":\(num(mStepSeconds)),\"seconds_per_iteration\":\(num(secondsPerIteration))}"
+    }
+}
