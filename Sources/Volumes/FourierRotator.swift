@@ -18,9 +18,8 @@ import Numerics
 /// sphere can touch (values filled periodically and Hermitian-consistently), so the inner loop reads it
 /// without tests; index clamps and a trailing pad only keep memory safe against rounding.
 ///
-/// Performance (release, 2-core shared VM under load): a 32³ rotation costs about 2–3 c2r FFTs of 32³
-/// (≈ 150–260 µs vs 75–85 µs); 64³ is bound by cache misses on the 5 MB table (≈ 5–9 ms). The E-step
-/// amortises one rotation per (orientation, class) over all images, so this is not the bottleneck.
+/// Performance: see `table` (Float16 storage) and `ml_tomo bench` W4, which times a 32³ rotation paired
+/// with a 32³ c2r. The E-step amortises one rotation per (orientation, class) over all images.
 ///
 /// Output frequencies with |κ| > min(maxRadius, d/2) are set to 0 (beyond d/2 the source would lie
 /// outside the padded band; the E-step never asks for them because its resolution mask stops at d/2).
@@ -29,11 +28,19 @@ public final class FourierRotator: @unchecked Sendable {
     public let padding: Int
     /// Padded box side D = padding·dim.
     private let paddedDim: Int
-    /// Centred half spectrum (scaled by 1/d³), interleaved (re, im) Float, packed by rows: only the cells
-    /// a source inside the padded Nyquist sphere can touch are stored (about half of the cube, which
-    /// matters because the kernel is bound by reads of this table). Element (kx, ky, kz) is at complex
-    /// index rowStart[(kz + offset)·extY + (ky + offset)] + kx.
-    private let table: AlignedBuffer<Float>
+    /// Centred half spectrum (scaled by 1/d³, then by `tableScale`), interleaved (re, im) Float16, packed
+    /// by rows: only the cells a source inside the padded Nyquist sphere can touch are stored (about half
+    /// of the cube). Element (kx, ky, kz) is at complex index rowStart[(kz + offset)·extY + (ky + offset)] + kx.
+    ///
+    /// Why Float16: the kernel is bound by the latency of its four table reads per voxel, and halving the
+    /// table (632 → 316 KB for a 32³ reference at padding 2) keeps it in a 512 KB L2. Measured paired
+    /// against one 32³ c2r: 1.86–2.05 × with Float, 1.48 / 1.67 in a C model of both. The price is the
+    /// Float16 rounding of each table value (≤ 2⁻¹¹ relative, ≈ 1.5·10⁻⁴ rms), two orders of magnitude
+    /// below the interpolation error itself (≈ 5 % at d/4, see below). `tableScale` (a power of two)
+    /// puts the largest value near 2¹⁴, so high frequencies stay clear of Float16's subnormal range
+    /// (values below ≈ 4·10⁻⁹ of the maximum lose relative precision; they do not matter next to it).
+    private let table: AlignedBuffer<Float16>
+    private let tableScale: Float
     private let rowStart: [Int32]
     private let extX: Int
     private let extY: Int
@@ -43,7 +50,8 @@ public final class FourierRotator: @unchecked Sendable {
 
     /// Prepares `reference` (cubic, side d): zero-pads by `padding` in real space about the logical
     /// centre and FFTs once. No gridding correction (see the other initialiser), so grid-aligned
-    /// rotations (identity, multiples of 90° about the axes) reproduce the reference's FFT exactly.
+    /// rotations (identity, multiples of 90° about the axes) reproduce the reference's FFT up to the
+    /// Float16 rounding of the table.
     public convenience init(reference: Volume, padding: Int = 2) {
         self.init(reference: reference, padding: padding, griddingCorrection: false)
     }
@@ -52,7 +60,7 @@ public final class FourierRotator: @unchecked Sendable {
     /// D-periodic reference multiplied by W(r) = Π_i sinc²(r_i/D). Its central copy is attenuated by
     /// W (≈ 1 − 0.2·(|r|/(d/2))² for p = 2, nearly isotropic) and the periodic copies at n·D leak in
     /// with weight W(r + nD) (aliasing). For grid-aligned rotations the leaks sum exactly to 1 − W, which
-    /// is why the uncorrected table is exact for them. `griddingCorrection: true` divides the reference by
+    /// is why the uncorrected table is exact for them (up to its Float16 storage). `griddingCorrection: true` divides the reference by
     /// W before the FFT: the attenuation disappears, only aliasing remains, so general rotations are about
     /// twice as accurate but grid-aligned ones are no longer exact. Measured on Gaussian blobs (σ ≈ d/14,
     /// centres within d/4), relative L2 error over |κ| ≤ d/4 vs the analytic rotation: p = 2 uncorrected
@@ -103,8 +111,17 @@ public final class FourierRotator: @unchecked Sendable {
         offset = off
         let (starts, lengths, total) = Self.packedRows(paddedDim: bigD)
         // A trailing pad keeps the 16-byte reads of (ix, ix+1) in bounds whatever the rounding.
-        let tab = AlignedBuffer<Float>(count: 2 * (total + ex))
-        let scale = 1 / Float(d * d * d)
+        let tab = AlignedBuffer<Float16>(count: 2 * (total + ex))
+        var largest: Float = 0
+        for j in 0..<spectrum.count {
+            largest = max(largest, abs(spectrum[j].real), abs(spectrum[j].imaginary))
+        }
+        let normalisation = 1 / Float(d * d * d)
+        // 2^(14 − ⌈log2 max⌉): exact in binary, so dividing it out again adds no rounding.
+        let exponent = largest > 0 ? 14 - Int((largest * normalisation).exponent) - 1 : 0
+        let storedScale = Float(sign: .plus, exponent: exponent, significand: 1)
+        tableScale = storedScale
+        let scale = normalisation * storedScale
         func wrap(_ k: Int) -> Int { ((k % bigD) + bigD) % bigD }
         for iz in 0..<ey {
             for iy in 0..<ey {
@@ -118,8 +135,8 @@ public final class FourierRotator: @unchecked Sendable {
                         v = spectrum[(wrap(-kz) * bigD + wrap(-ky)) * hx + (bigD - kx)].conjugate
                     }
                     v = v.multiplied(by: scale)
-                    tab[2 * (start + ix)] = v.real
-                    tab[2 * (start + ix) + 1] = v.imaginary
+                    tab[2 * (start + ix)] = Float16(v.real)
+                    tab[2 * (start + ix) + 1] = Float16(v.imaginary)
                 }
             }
         }
@@ -138,7 +155,7 @@ public final class FourierRotator: @unchecked Sendable {
     /// Bytes of the interpolation table for a d³ reference at this padding (for memory budgets).
     public static func tableBytes(dim d: Int, padding p: Int) -> Int {
         let bigD = p * d
-        return 8 * (packedRows(paddedDim: bigD).total + bigD / 2 + 4) + 4 * (bigD + 6) * (bigD + 6)
+        return 4 * (packedRows(paddedDim: bigD).total + bigD / 2 + 4) + 4 * (bigD + 6) * (bigD + 6)
     }
 
     /// Row layout of the packed table for a padded side D: start (in complex elements) and length of row
@@ -188,6 +205,7 @@ public final class FourierRotator: @unchecked Sendable {
         let axy = p * Float(a[0, 1]), ayy = p * Float(a[1, 1]), azy = p * Float(a[2, 1])
         let axz = p * Float(a[0, 2]), ayz = p * Float(a[1, 2]), azz = p * Float(a[2, 2])
         let ey = extY
+        let unscale = 1 / tableScale
         let offF = Float(offset)
         let maxIX = extX - 2, maxIYZ = extY - 2
 
@@ -197,7 +215,7 @@ public final class FourierRotator: @unchecked Sendable {
         let yBlock = 4
         let evenDim = d % 2 == 0
         // Each row is done in chunks of two passes. Pass 1 only computes addresses and weights and copies
-        // the four 16-byte table reads of every voxel into a small stack buffer: short, independent
+        // the four table reads of every voxel into a small stack buffer: short, independent
         // iterations, so the processor keeps many cache misses in flight (the table does not fit in L2 for
         // d ≥ 32 and the reads of a rotated row are scattered). Pass 2 interpolates from that buffer.
         // Scratch for one chunk of a row: 4 corner reads + 1 weight vector per voxel. 12 voxels = 960 bytes,
@@ -227,8 +245,9 @@ public final class FourierRotator: @unchecked Sendable {
                                 var sx = Float(ky) * axy + Float(kz) * axz
                                 var sy = Float(ky) * ayy + Float(kz) * ayz
                                 var sz = Float(ky) * azy + Float(kz) * azz
-                                let rowSign: Float = (ky + kz) & 1 == 0 ? 1 : -1
-                                let rowPhase = ph[y] * ph[z]
+                                // Both also undo the table's power-of-two scale (exactly).
+                                let rowSign: Float = (ky + kz) & 1 == 0 ? unscale : -unscale
+                                let rowPhase = (ph[y] * ph[z]).multiplied(by: unscale)
                                 var x0 = 0
                                 while x0 <= xmax {
                                     let n = min(chunk, xmax + 1 - x0)
@@ -245,12 +264,13 @@ public final class FourierRotator: @unchecked Sendable {
                                         weights[i] = SIMD4(tx - Float(ix), fy - Float(iy), fz - Float(iz), sign)
                                         let r0 = iz &* ey &+ iy
                                         let r1 = r0 &+ ey
-                                        // Each read fetches the x-neighbours (ix, ix+1) as (re0, im0, re1, im1).
+                                        // Each read fetches the x-neighbours (ix, ix+1) as (re0, im0, re1, im1),
+                                        // 8 bytes of Float16 widened by one vcvtph2ps.
                                         let c = corners + 4 &* i
-                                        c[0] = tab.loadUnaligned(fromByteOffset: (Int(starts[r0]) &+ ix) &* 8, as: SIMD4<Float>.self)
-                                        c[1] = tab.loadUnaligned(fromByteOffset: (Int(starts[r0 &+ 1]) &+ ix) &* 8, as: SIMD4<Float>.self)
-                                        c[2] = tab.loadUnaligned(fromByteOffset: (Int(starts[r1]) &+ ix) &* 8, as: SIMD4<Float>.self)
-                                        c[3] = tab.loadUnaligned(fromByteOffset: (Int(starts[r1 &+ 1]) &+ ix) &* 8, as: SIMD4<Float>.self)
+                                        c[0] = SIMD4<Float>(tab.loadUnaligned(fromByteOffset: (Int(starts[r0]) &+ ix) &* 4, as: SIMD4<Float16>.self))
+                                        c[1] = SIMD4<Float>(tab.loadUnaligned(fromByteOffset: (Int(starts[r0 &+ 1]) &+ ix) &* 4, as: SIMD4<Float16>.self))
+                                        c[2] = SIMD4<Float>(tab.loadUnaligned(fromByteOffset: (Int(starts[r1]) &+ ix) &* 4, as: SIMD4<Float16>.self))
+                                        c[3] = SIMD4<Float>(tab.loadUnaligned(fromByteOffset: (Int(starts[r1 &+ 1]) &+ ix) &* 4, as: SIMD4<Float16>.self))
                                         sx += axx; sy += ayx; sz += azx
                                     }
                                     if evenDim {

@@ -4,7 +4,8 @@ import Volumes
 
 @Suite struct FourierRotatorTests {
     /// Identity rotation reproduces the FFT of the reference inside the radius (only the
-    /// interpolation at integer grid points, so exact up to Float rounding), and zero outside.
+    /// interpolation at integer grid points, so exact up to the rounding of the table's Float16 values,
+    /// ≤ 2⁻¹¹ ≈ 4.9·10⁻⁴ relative each, hence in relative L2 too), and zero outside.
     @Test(arguments: [16, 31, 32])
     func identityReproducesSpectrum(d: Int) {
         let v = GaussianPhantom.random(dim: d, seed: 7).volume(dim: d)
@@ -12,7 +13,7 @@ import Volumes
         let rot = FourierRotator(reference: v)
         let r = Double(d) / 2 - 1
         let out = rotateToFourierVolume(rot, .identity, maxRadius: r)
-        #expect(relativeSpectrumError(out, ft, radius: r) < 1e-5)
+        #expect(relativeSpectrumError(out, ft, radius: r) < 5e-4)
         var outsideNonZero = 0
         for z in 0..<d {
             let kz = FourierVolume.frequency(z, d)
@@ -62,7 +63,8 @@ import Volumes
         let a = Matrix3(0, -1, 0, 1, 0, 0, 0, 0, 1)
         let expected = v.rotated(by: a.transposed, outside: 0).fourierTransform()
         let got = rotateToFourierVolume(FourierRotator(reference: v), a, maxRadius: Double(d) / 2)
-        #expect(relativeSpectrumError(got, expected, radius: Double(d) / 2 - 1) < 1e-5)
+        // Exact up to the Float16 table (see identityReproducesSpectrum).
+        #expect(relativeSpectrumError(got, expected, radius: Double(d) / 2 - 1) < 5e-4)
     }
 
     /// Against real-space trilinear rotation (spec §1.1) of the same phantom: applyGeometry with
