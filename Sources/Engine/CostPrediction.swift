@@ -38,7 +38,10 @@ public struct CostPrediction: Sendable {
     public var rotationSeconds: Double
 
     /// Images on the busiest rank.
-    public var imagesOnSlowestRank: Int { (images + ranks - 1) / max(1, ranks) }
+    public var imagesOnSlowestRank: Int { Self.imagesOnBusiestRank(images, ranks: ranks) }
+
+    /// Ranks get contiguous blocks whose sizes differ by at most one: the largest is ⌈n / ranks⌉.
+    static func imagesOnBusiestRank(_ n: Int, ranks: Int) -> Int { (n + ranks - 1) / max(1, ranks) }
     public var eStepSeconds: Double {
         let perImage = orientationsPerImage * Double(classes) * Self.eStepOverFloor * c2rSeconds
         let rotations = Double(rotationsPerRank * classes) * rotationSeconds
@@ -57,7 +60,6 @@ public struct CostPrediction: Sendable {
     public static func predict(setup: RefinementSetup, inputAngles: [EulerAngles], ranks: Int) -> CostPrediction {
         let o = setup.options
         let n = inputAngles.count
-        let grid = o.fixedOrientation ? 0 : (setup.sampling?.count ?? 0)
         var perImage = 1.0
         if !o.fixedOrientation, let sampling = setup.sampling {
             if let local = setup.localSearch, n > 0 {
@@ -74,8 +76,8 @@ public struct CostPrediction: Sendable {
         }
         let d = setup.dim
         let classes = o.nref
-        let busiest = (n + ranks - 1) / max(1, ranks)
-        let rotations = o.onlyAverage ? 0 : (o.fixedOrientation ? busiest : grid)
+        let rotations = o.onlyAverage ? 0
+            : (o.fixedOrientation ? imagesOnBusiestRank(n, ranks: ranks) : (setup.sampling?.count ?? 0))
         return CostPrediction(images: n, ranks: ranks, threads: o.threads, classes: classes, dim: d,
                               orientationsPerImage: perImage, rotationsPerRank: rotations,
                               triples: o.onlyAverage ? 0 : Int((Double(n) * perImage).rounded()) * classes,

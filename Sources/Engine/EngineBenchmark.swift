@@ -99,22 +99,17 @@ public enum EngineBenchmark {
         let real = AlignedBuffer<Float>(count: plan.realCount)
         for j in 0 ..< spectrum.count { spectrum[j] = Complex(Float(j % 7) - 3, Float(j % 5) - 2) }
         for _ in 0 ..< 5 { work.pointer.update(from: spectrum.pointer, count: spectrum.count); plan.inverseDestroyingInput(work.pointer, real.pointer) }
-        func cpuSeconds() -> Double {
-            var ts = timespec()
-            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
-            return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-        }
         let batch = 10
         var best = Double.infinity
         for _ in 0 ..< max(1, repetitions / batch) {
-            let t0 = cpuSeconds()
+            let t0 = VolumesBenchmark.threadCPUSeconds()
             for _ in 0 ..< batch {
                 work.pointer.update(from: spectrum.pointer, count: spectrum.count)
                 plan.inverseDestroyingInput(work.pointer, real.pointer)
             }
-            let t1 = cpuSeconds()
+            let t1 = VolumesBenchmark.threadCPUSeconds()
             for _ in 0 ..< batch { work.pointer.update(from: spectrum.pointer, count: spectrum.count) }
-            let t2 = cpuSeconds()
+            let t2 = VolumesBenchmark.threadCPUSeconds()
             best = min(best, ((t1 - t0) - (t2 - t1)) / Double(batch))
         }
         return max(best, 1e-9)

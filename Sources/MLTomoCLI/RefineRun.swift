@@ -36,8 +36,11 @@ struct RefineRun {
         try communicator.agree { if rank == 0 { try outputs.checkDirectory() } }
         logSummary(inputs, setup)
         if o.dryRun {
-            reportPrediction(CostPrediction.predict(setup: setup, inputAngles: inputs.images.map(\.angles),
-                                                    ranks: communicator.size))
+            // Only rank 0 reports, so only rank 0 times the kernels.
+            if rank == 0 {
+                reportPrediction(CostPrediction.predict(setup: setup, inputAngles: inputs.images.map(\.angles),
+                                                        ranks: communicator.size))
+            }
             log.info("dry run: inputs are consistent; nothing computed")
             return
         }
@@ -303,7 +306,7 @@ struct RefineRun {
         log.info("\(boxes); \(work); \(communicator.size) rank(s) × \(o.threads) thread(s)")
     }
 
-    /// The dry run's time prediction: a readable summary in the log and a JSON line on stdout (rank 0).
+    /// The dry run's time prediction (rank 0): a readable summary in the log and a JSON line on stdout.
     private func reportPrediction(_ p: CostPrediction) {
         let iterations = options.onlyAverage ? 1 : max(1, options.iter)
         let perImage = String(format: "%.0f", p.orientationsPerImage)
@@ -311,9 +314,7 @@ struct RefineRun {
                              p.rotationSeconds * 1e6)
         log.info("predicted: \(p.triples) (image, orientation, class) triples per iteration (\(perImage) orientations per image; \(kernels))")
         log.info("predicted time per iteration ≈ \(formatDuration(p.secondsPerIteration)) (E-step \(formatDuration(p.eStepSeconds)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); \(iterations) iteration(s) ≈ \(formatDuration(p.secondsPerIteration * Double(iterations)))")
-        if rank == 0 {
-            FileHandle.standardOutput.write(Data((p.jsonLine + "\n").utf8))
-        }
+        FileHandle.standardOutput.write(Data((p.jsonLine + "\n").utf8))
     }
 
     private func reportProgress(_ it: Int, last: Int, statistics s: IterationStatistics, timing t: RankTiming, seconds: [Double]) {

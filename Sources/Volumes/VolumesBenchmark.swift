@@ -110,8 +110,8 @@ public enum VolumesBenchmark {
         return results
     }
 
-    /// CPU time of the calling thread in seconds.
-    private static func threadCPUSeconds() -> Double {
+    /// CPU time of the calling thread in seconds (other processes on a shared machine do not count).
+    public static func threadCPUSeconds() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
