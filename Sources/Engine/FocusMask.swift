@@ -10,8 +10,9 @@ import Volumes
 ///   it, so differences outside the mask never reach the E-step;
 /// - the references are multiplied by the mask (at the working size, times the binary sphere) when
 ///   the run starts and after every M-step, so a class cannot differ from another outside the mask;
-/// - the noise variance, estimated over the whole box although only the masked voxels carry residuals,
-///   is scaled by V / Σ mask (σ² ← σ²·V/n; the original scales σ instead of σ², spec §14 item 12).
+/// - the measured residual energy, of which only the masked voxels carry any, is scaled by V / Σ mask
+///   (`residualScale`, applied by the M-step to the measured part of σ², not to the imputed missing-
+///   region part; the original scales σ itself, spec §14 item 12, and with it the imputed part).
 public struct FocusMask: Sendable {
     /// The mask at the input box size (applied to the images before cropping).
     public let original: Volume
@@ -56,15 +57,14 @@ public struct FocusMask: Sendable {
         return out
     }
 
-    /// The model with masked references and, unless σ is fixed, the noise variance corrected for the
-    /// masked-out voxels. Call once on the starting model and after every M-step.
-    public func apply(to model: Model, correctSigma: Bool) -> Model {
+    /// V / Σ mask: the factor from the residual energy measured inside the mask to the whole box.
+    public var residualScale: Double { Double(working.data.count) / pixelCount }
+
+    /// The model with masked references. Call once on the starting model and after every M-step.
+    public func apply(to model: Model) -> Model {
         var m = model
         for k in m.references.indices {
             for i in 0 ..< m.references[k].data.count { m.references[k].data[i] *= working.data[i] }
-        }
-        if correctSigma {
-            m.sigmaNoise *= (Double(working.data.count) / pixelCount).squareRoot()
         }
         return m
     }

@@ -32,6 +32,22 @@ public struct InitialReferences: Sendable {
         return subset
     }
 
+    /// The input classes (0-based, one per global image) when they form a usable K-class partition: every
+    /// image has a class in 0..<K and no class is empty. Otherwise nil (e.g. a one-class consensus doc
+    /// feeding `--nref 3`), and the references come from the random partition.
+    public static func inputPartition(_ classes: [Int?], classes k: Int) -> [Int]? {
+        guard k > 1, !classes.isEmpty else { return nil }
+        var counts = [Int](repeating: 0, count: k)
+        var out = [Int]()
+        out.reserveCapacity(classes.count)
+        for c in classes {
+            guard let c, c >= 0, c < k else { return nil }
+            counts[c] += 1
+            out.append(c)
+        }
+        return counts.allSatisfy { $0 > 0 } ? out : nil
+    }
+
     /// A uniformly random rotation for image `globalIndex` (rot = 360U, tilt = acos(2U − 1), psi = 360U).
     public static func randomOrientation(seed: UInt64, globalIndex: Int) -> EulerAngles {
         var rng = SeededRandom(seed: seed, streams: orientationStream, UInt64(globalIndex))
@@ -45,9 +61,14 @@ public struct InitialReferences: Sendable {
     /// its random or input orientation, wedge masks rotated alike), one reduction sums across
     /// processes, then per class: FSC, merge, division by the wedge sums (or the subset size without
     /// missing data) and post-processing.
-    /// - Parameter totalImages: N over all processes (the partition is drawn over global indices).
+    /// - Parameters:
+    ///   - totalImages: N over all processes (the partition is drawn over global indices).
+    ///   - inputClasses: the K-class partition of the input metadata (`inputPartition`, global indices),
+    ///     used instead of the random one when the input orientations are used too (`--keep_angles`,
+    ///     `--dont_align`, `--dont_rotate`): a run that continues a classification at a finer sampling
+    ///     (the seed's second 3-class line) starts from its classes instead of discarding them.
     public static func generate(particles: [Particle], totalImages: Int, setup: RefinementSetup,
-                                reducer: any Reducer) throws -> InitialReferences {
+                                inputClasses: [Int]? = nil, reducer: any Reducer) throws -> InitialReferences {
         let o = setup.options
         let k = o.nref
         let d = setup.dim
@@ -56,7 +77,16 @@ public struct InitialReferences: Sendable {
         guard totalImages >= k else {
             throw EngineError("--nref \(k) needs at least \(k) images, got \(totalImages)")
         }
-        let subset = partition(totalImages: totalImages, classes: k, seed: o.seed)
+        let useInput = o.keepAngles || o.dontAlign || o.dontRotate || o.onlyAverage
+        let subset: [Int]
+        if useInput, let given = inputClasses {
+            guard given.count == totalImages else {
+                throw EngineError("\(given.count) input classes for \(totalImages) images")
+            }
+            subset = given
+        } else {
+            subset = partition(totalImages: totalImages, classes: k, seed: o.seed)
+        }
         var sums = Sums(dim: d, classCount: k)
         var mask = [Float](repeating: 0, count: nh)
         for p in particles {
@@ -64,7 +94,6 @@ public struct InitialReferences: Sendable {
                 throw EngineError("image index \(p.globalIndex) is outside 0..<\(totalImages)")
             }
             let c = subset[p.globalIndex]
-            let useInput = o.keepAngles || o.dontAlign || o.dontRotate || o.onlyAverage
             let angles = useInput ? p.inputAngles : randomOrientation(seed: o.seed, globalIndex: p.globalIndex)
             var image = p.maskedImage(dim: d)
             if useInput && !(o.dontAlign || o.onlyAverage) && p.inputShift != .zero {

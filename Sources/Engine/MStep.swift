@@ -57,10 +57,16 @@ public enum MStep {
     public static let reseedStream: UInt64 = 0x5245_5345_4544_2121  // "RESEED!!"
 
     /// New model from the model used in the E-step and the globally reduced sums.
+    /// - Parameter residualScale: factor from the residual energy the E-step measured to the energy over
+    ///   the whole box (V / Σ mask with `--mask`, where only the masked voxels carry residuals; else 1).
+    ///   It scales the measured part of σ² only, never the imputed missing-region part, which is already
+    ///   an estimate for the whole box: scaling that too multiplies σ² by (V/Σmask)·(missing fraction)
+    ///   every iteration, which diverges once that product nears 1 (a ±60° wedge and a radius-14 ball
+    ///   in 32³ give 0.95).
     /// - Returns: the model (references, fractions, σ, σ_off, FSC, resolutions, signal change) and
     ///   the classes that were re-seeded.
     public static func run(setup: RefinementSetup, model old: Model, sums: Sums,
-                           iteration: Int) -> (model: Model, reseeded: [Int]) {
+                           iteration: Int, residualScale: Double = 1) -> (model: Model, reseeded: [Int]) {
         let o = setup.options
         let d = setup.dim
         let k = old.classCount
@@ -123,12 +129,13 @@ public enum MStep {
             }
             let nf = Double(setup.resolutionCount)
             var s2 = old.sigmaNoise * old.sigmaNoise
+            let residual = sums.sigmaNoiseSum * residualScale
             if o.imputes {
                 for _ in 0 ..< o.imputeIterations {
-                    s2 = (s2 * max(0, total * nf - sumW) + sums.sigmaNoiseSum) / (total * nf)
+                    s2 = (s2 * max(0, total * nf - sumW) + residual) / (total * nf)
                 }
             } else if sumW > 0 {
-                s2 = sums.sigmaNoiseSum / sumW
+                s2 = residual / sumW
             }
             m.sigmaNoise = s2.squareRoot()
         }

@@ -5,8 +5,14 @@ import Volumes
 /// only adds file I/O and logging.
 public struct Refinement: Sendable {
     public let setup: RefinementSetup
+    /// Factor from the residual energy the E-step measures to the energy over the whole box: V / Σ mask
+    /// with a focus mask (`FocusMask.residualScale`), 1 otherwise. Applied by the M-step to σ².
+    public var residualScale: Double = 1
 
-    public init(setup: RefinementSetup) { self.setup = setup }
+    public init(setup: RefinementSetup, residualScale: Double = 1) {
+        self.setup = setup
+        self.residualScale = residualScale
+    }
 
     /// Prepares the local particles (spec §6.3), in parallel over `options.threads`.
     public func prepare(_ inputs: [ParticleInput]) throws -> [Particle] {
@@ -109,8 +115,9 @@ public struct Refinement: Sendable {
         let sums = try Sums(unpacking: packed, dim: setup.dim, classCount: e.sums.classCount)
         let t2 = Date()
         var (next, reseeded) = splitting
-            ? MStep.run(setup: setup, model: Self.expand(eModel, to: k), sums: sums, iteration: iteration)
-            : MStep.run(setup: setup, model: eModel, sums: sums, iteration: iteration)
+            ? MStep.run(setup: setup, model: Self.expand(eModel, to: k), sums: sums, iteration: iteration,
+                        residualScale: residualScale)
+            : MStep.run(setup: setup, model: eModel, sums: sums, iteration: iteration, residualScale: residualScale)
         if consensusPhase && !splitting {
             next = Self.expand(next, to: k)
             reseeded = []

@@ -26,10 +26,10 @@ struct RefineRun {
         let inputs = try communicator.agree { try RefineInputs.load(o) }
         let engineOptions = try communicator.agree { try makeEngineOptions(inputs) }
         let setup = try communicator.agree { try makeSetup(engineOptions, inputs) }
-        let refinement = Refinement(setup: setup)
         let focus = try communicator.agree {
             try inputs.focusMask.map { try FocusMask($0, setup: setup, name: "--mask \(o.mask ?? "")") }
         }
+        let refinement = Refinement(setup: setup, residualScale: focus?.residualScale ?? 1)
         let outputs = RefineOutputs(oroot: o.oroot, commandLine: CommandLine.arguments.joined(separator: " "),
                                     pixelSize: o.pixelSize, originalDim: inputs.originalDim, workingDim: setup.dim,
                                     hasMissingData: !inputs.regions.isEmpty)
@@ -71,7 +71,7 @@ struct RefineRun {
             log.info("resuming after iteration \(m.iteration) from \(restart).h5")
         } else {
             model = try startingModel(inputs, refinement: refinement, particles: particles, reducer: reducer)
-            if let focus { model = focus.apply(to: model, correctSigma: false) }
+            if let focus { model = focus.apply(to: model) }
             try communicator.agree { if rank == 0 { try outputs.prepareDirectory() } }
             allResults = inputs.images.enumerated().map { i, image in
                 ParticleResult(globalIndex: i, angles: image.angles, shift: image.shift,
@@ -105,10 +105,7 @@ struct RefineRun {
             }
             var next = computed
             var corrected = computedStatistics
-            if let focus {
-                next = focus.apply(to: next, correctSigma: !o.fixSigmaNoise)
-                corrected.sigmaNoise = next.sigmaNoise
-            }
+            if let focus { next = focus.apply(to: next) }
             // Work counts of the whole iteration (each rank counted only its own images).
             var counts = [Int64(corrected.triples), Int64(corrected.significantTriples)]
             try communicator.allreduceInPlace(&counts, .sum)
@@ -280,8 +277,15 @@ struct RefineRun {
             let zero = Volume(dim: setup.dim)
             return try refinement.initialModel(references: [Volume](repeating: zero, count: setup.options.nref))
         }
+        let o = setup.options
+        let inputClasses = o.keepAngles || o.dontAlign || o.dontRotate
+            ? InitialReferences.inputPartition(inputs.images.map(\.classIndex), classes: o.nref) : nil
+        if inputClasses != nil {
+            log.info("starting references: averages of the \(o.nref) classes of the input metadata")
+        }
         let generated = try communicator.agree {
-            try InitialReferences.generate(particles: particles, totalImages: inputs.images.count, setup: setup, reducer: reducer)
+            try InitialReferences.generate(particles: particles, totalImages: inputs.images.count, setup: setup,
+                                           inputClasses: inputClasses, reducer: reducer)
         }
         return try communicator.agree { try refinement.initialModel(references: generated.references, fractions: inputs.referenceWeights) }
     }

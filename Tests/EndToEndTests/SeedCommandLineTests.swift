@@ -4,23 +4,25 @@ import Testing
 import Volumes
 
 /// Every command line of the seed document's "Examples and notes", in order, under `mpirun -np 2`,
-/// verbatim except `--iter` (lowered to 2, and the `_it0000NN.doc` each run consumes renamed to match).
+/// verbatim except `--iter` (lowered, and the `_it0000NN.doc` each run consumes renamed to match; the
+/// `--dont_align` line keeps its 20 iterations, which cost 0.1 s each).
 /// Each run consumes the previous one's `_itNNNNNN.doc` exactly as the seed writes it.
 ///
-/// Data: 12 particles of 32³ (the smallest box `--dim 32` allows) in Spider format, 3 classes, SNR 2,
-/// ±60° wedge (simulate --classes 3);
-/// `myreference.vol` is the true class-1 reference (Spider), `interesting.msk` a ball of radius 14.
+/// Data: 36 particles of 32³ (the smallest box `--dim 32` allows) in Spider format, 3 classes, SNR 5,
+/// ±60° wedge (simulate --classes 3); `myreference.vol` is the true class-2 reference (the body every
+/// class shares, without the variable domain), `interesting.msk` a ball of radius 14.
 @Suite(.serialized) struct SeedCommandLineTests {
     static let size = 32
+    static let particles = 36
 
     /// The seed's command lines (after `ml_tomo`), with `--iter` lowered.
     static let commandLines: [String] = [
-        "-i images.sel --oroot run1_align/nref1_15deg --nref 1 --doc images.doc --missing wedges.doc --iter 2 --ang 15 --dim 32 --perturb",
-        "-i images.sel --oroot run1_align/nref1_10deg --nref 1 --doc run1_align/nref1_15deg_it000002.doc --keep_angles --missing wedges.doc --iter 2 --ang 10 --ang_search 50 --maxres 0.35 --perturb",
+        "-i images.sel --oroot run1_align/nref1_15deg --nref 1 --doc images.doc --missing wedges.doc --iter 6 --ang 15 --dim 32 --perturb",
+        "-i images.sel --oroot run1_align/nref1_10deg --nref 1 --doc run1_align/nref1_15deg_it000006.doc --keep_angles --missing wedges.doc --iter 2 --ang 10 --ang_search 50 --maxres 0.35 --perturb",
         "-i images.sel --oroot run1_align/nref1_5deg --nref 1 --doc run1_align/nref1_10deg_it000002.doc --keep_angles -missing wedges.doc --iter 2 --ang 5 --ang_search 25 --maxres 0.35 -perturb",
-        "-i images.sel --oroot run2_3classes/nref3_10deg  --nref 3 --doc run1_align/nref1_5deg_it000002.doc --keep_angles --missing wedges.doc --iter 2 --ang 10 --ang_search 50 --maxres 0.35 --perturb --reg0 5 --regF 0 --reg_steps 5",
-        "-i images.sel --oroot run2_3classes/nref3_5deg --nref 3 --doc run2_3classes/nref3_10deg_it000002.doc --keep_angles --missing wedges.doc --iter 2 --ang 5 --ang_search 25 --maxres 0.35 --perturb",
-        "-i images.sel --oroot run2_3classes/nref3_noalign  --nref 3 --doc run1_align/nref1_5deg_it000002.doc --keep_angles --missing wedges.doc --iter 2 --dont_align --maxres 0.35 --reg0 5 --regF 0 --reg_steps 5 --mask interesting.msk ",
+        "-i images.sel --oroot run2_3classes/nref3_10deg  --nref 3 --doc run1_align/nref1_5deg_it000002.doc --keep_angles --missing wedges.doc --iter 6 --ang 10 --ang_search 50 --maxres 0.35 --perturb --reg0 5 --regF 0 --reg_steps 5",
+        "-i images.sel --oroot run2_3classes/nref3_5deg --nref 3 --doc run2_3classes/nref3_10deg_it000006.doc --keep_angles --missing wedges.doc --iter 2 --ang 5 --ang_search 25 --maxres 0.35 --perturb",
+        "-i images.sel --oroot run2_3classes/nref3_noalign  --nref 3 --doc run1_align/nref1_5deg_it000002.doc --keep_angles --missing wedges.doc --iter 20 --dont_align --maxres 0.35 --reg0 5 --regF 0 --reg_steps 5 --mask interesting.msk ",
         "-i images.sel --oroot run3_3classes/nref3_15deg --nref 3 --doc images.doc --missing wedges.doc --iter 2 --ang 15 --dim 32 --perturb --reg0 5 --regF 0 --reg_steps 5",
         "-i images.sel --oroot run4_extref/15deg --ref myreference.vol --doc images.doc --missing wedges.doc --iter 1 --ang 15 ",
         "-i images.sel --oroot run4_extref/7deg --ref myreference.vol --doc run4_extref/15deg_it000001.doc --missing wedges.doc --iter 1 --ang 7 --ang_search 20",
@@ -38,9 +40,9 @@ import Volumes
 
     @Test func everySeedCommandLineRunsInOrderAndChainsItsDocs() async throws {
         let ws = try Workspace("seed")
-        try await ws.simulate("data", particles: 12, size: Self.size, classes: 3, snr: 2, seed: 11, extra: ["--format", "spider"])
+        try await ws.simulate("data", particles: Self.particles, size: Self.size, classes: 3, snr: 5, seed: 11, extra: ["--format", "spider"])
         let dir = ws.file("data")
-        try SpiderFile.write(try VolumeIO.read(dir + "/truth_ref000001.mrc"), to: dir + "/myreference.vol")
+        try SpiderFile.write(try VolumeIO.read(dir + "/truth_ref000002.mrc"), to: dir + "/myreference.vol")
         let d = Self.size, c = d / 2
         var mask = Volume(dim: d)
         for z in 0 ..< d { for y in 0 ..< d { for x in 0 ..< d {
@@ -60,25 +62,32 @@ import Volumes
                 #expect(FileManager.default.fileExists(atPath: dir + "/" + oroot + suffix), "\(oroot)\(suffix) missing")
             }
             let rows = try RunFiles.rows(dir + "/" + oroot + String(format: "_it%06d.doc", last))
-            #expect(rows.count == 12, "\(oroot): \(rows.count) rows")
+            #expect(rows.count == Self.particles, "\(oroot): \(rows.count) rows")
             reports[oroot] = try await RunFiles.evaluate(truth: dir, doc: oroot + ".doc", currentDirectory: dir)
             let r = reports[oroot]!
             print("seed \(oroot): accuracy \(RunFiles.accuracy(r)), angular error raw \(RunFiles.median(r, "angularErrorRaw"))°, "
                   + "fitted \(RunFiles.median(r, "angularErrorFitted"))°, \(String(format: "%.1f", run.seconds)) s")
         }
 
-        // What this data set supports (measured on it, 2 iterations per run; see the report):
-        // - the 3-class runs write 3 classes whose fractions sum to 1. Their class accuracy (0.42–0.67) and
-        //   the reference-free alignment of run1 (median fitted angular error 86–120°) are NOT asserted:
-        //   2 iterations on 12 particles do not converge from a blob, and 0.5 is chance level for a
-        //   best-matching of 12 particles into 3 classes, so no threshold would mean anything;
+        // What this data set supports (measured on it; see the report):
+        // - the 3-class runs write 3 classes whose fractions sum to 1;
         for oroot in ["run2_3classes/nref3_10deg", "run2_3classes/nref3_5deg", "run2_3classes/nref3_noalign", "run3_3classes/nref3_15deg"] {
             let weights = try RunFiles.weights(dir + "/" + oroot + "_ref.doc")
             #expect(weights.count == 3 && abs(weights.reduce(0, +) - 1) < 1e-6, "\(oroot): class fractions \(weights)")
             #expect(FileManager.default.fileExists(atPath: dir + "/" + oroot + "_ref000003.mrc"))
         }
-        // - alignment to the external (true) reference needs no frame fit, and gets better as the sampling
-        //   gets finer (measured medians 12.6°, 10.5°, 8.4°).
+        // - the consensus of run1 aligns (median fitted angular error measured 6.4°), and the classification
+        //   that starts from it finds the 3 classes (accuracy measured 0.92 in both run2 lines; 0.39 is what
+        //   one class scores, ≈ 0.45 what random labels score). The second line starts from the classes of
+        //   the first one's doc (`--keep_angles` with a K-class doc), so it must keep them.
+        //   Not asserted: run3 (reference-free 3 classes from nothing, 2 of its 25 iterations: accuracy
+        //   ≈ 0.5) and the focussed `--dont_align --mask` run (0.58 with this mask, 0.83 without it).
+        #expect(RunFiles.median(reports["run1_align/nref1_5deg"]!, "angularErrorFitted") < 10)
+        for oroot in ["run2_3classes/nref3_10deg", "run2_3classes/nref3_5deg"] {
+            #expect(RunFiles.accuracy(reports[oroot]!) >= 0.8, "\(oroot): class accuracy \(RunFiles.accuracy(reports[oroot]!))")
+        }
+        // - alignment to the external (true, domain-less) reference needs no frame fit, and gets better as
+        //   the sampling gets finer (measured medians 11.4°, 10.5°, 9.3°).
         for oroot in ["run4_extref/15deg", "run4_extref/7deg", "run4_extref/3deg"] {
             #expect(RunFiles.median(reports[oroot]!, "angularErrorRaw") < SeedThresholds.externalMedianDegrees[oroot]!,
                     "\(oroot): median raw angular error \(RunFiles.median(reports[oroot]!, "angularErrorRaw"))°")
@@ -91,6 +100,6 @@ import Volumes
 /// What the small seed data set supports (see the test's comment and the report for measured values).
 enum SeedThresholds {
     static let externalMedianDegrees: [String: Double] = [
-        "run4_extref/15deg": 15, "run4_extref/7deg": 12, "run4_extref/3deg": 10,
+        "run4_extref/15deg": 15, "run4_extref/7deg": 13, "run4_extref/3deg": 12,
     ]
 }

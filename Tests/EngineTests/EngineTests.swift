@@ -298,3 +298,71 @@ struct Scenario {
         #expect(r.eStepSeconds > 0 && r.fftSeconds > 0)
     }
 }
+
+/// The two changes that let a K-class run continue a classification and a focussed one stay stable.
+@Suite struct ContinuationAndMaskTests {
+    @Test func inputPartitionNeedsEveryImageInOneOfTheKClasses() {
+        #expect(InitialReferences.inputPartition([0, 1, 2, 1], classes: 3) == [0, 1, 2, 1])
+        // A one-class consensus doc feeding --nref 3: classes 2 and 3 empty → random partition.
+        #expect(InitialReferences.inputPartition([0, 0, 0, 0], classes: 3) == nil)
+        #expect(InitialReferences.inputPartition([0, 1, nil, 2], classes: 3) == nil)
+        #expect(InitialReferences.inputPartition([0, 1, 3, 2], classes: 3) == nil)
+        #expect(InitialReferences.inputPartition([0, 0], classes: 1) == nil)
+    }
+
+    @Test func keptAnglesAndClassesGiveTheClassAverages() throws {
+        let s = try Scenario(count: 24, noise: 0.15) { $0.keepAngles = true }
+        let classes = s.truths.map(\.klass)
+        // The input angles are the truth (Scenario's inputs carry none): set them, as a doc would.
+        var inputs = [ParticleInput]()
+        let (raw, _) = Synthetic.particles(references: s.truthReferences, count: 24, noiseSigma: 0.15, maxShift: 1,
+                                           region: try MissingRegion(kind: .wedgeY, thetaY0: -60, thetaYF: 60), seed: 42)
+        for (i, var p) in raw.enumerated() {
+            p.angles = EulerAngles(matrix: s.truths[i].rotation)
+            p.shift = s.truths[i].shift
+            inputs.append(p)
+        }
+        let particles = try s.refinement.prepare(inputs)
+        let given = try InitialReferences.generate(particles: particles, totalImages: 24, setup: s.refinement.setup,
+                                                   inputClasses: classes, reducer: SingleProcessReducer())
+        for k in 0 ..< 2 {
+            let own = EngineReconstructionTests.correlation(given.references[k], s.truthReferences[k])
+            let other = EngineReconstructionTests.correlation(given.references[k], s.truthReferences[1 - k])
+            #expect(own > other + 0.02, "class \(k + 1): correlation with its truth \(own), with the other \(other)")
+        }
+        // Without the input classes the subsets are random: the classes are not told apart.
+        let random = try InitialReferences.generate(particles: particles, totalImages: 24, setup: s.refinement.setup,
+                                                    reducer: SingleProcessReducer())
+        let gap = abs(EngineReconstructionTests.correlation(random.references[0], s.truthReferences[0])
+                      - EngineReconstructionTests.correlation(random.references[0], s.truthReferences[1]))
+        let givenGap = EngineReconstructionTests.correlation(given.references[0], s.truthReferences[0])
+            - EngineReconstructionTests.correlation(given.references[0], s.truthReferences[1])
+        #expect(givenGap > gap)
+    }
+
+    /// σ² after an M-step with imputation: (σ²_old·(missing) + R·scale) / (all). Repeated M-steps on fixed
+    /// sums converge to R·scale / (measured): linear in the scale. Scaling σ² as a whole (the earlier
+    /// code, and the original's σ scaling) gives scale·R/T / (1 − scale·missing/T), which diverges.
+    @Test func maskScaleMultipliesOnlyTheMeasuredResidual() throws {
+        let s = try Scenario(count: 4, noise: 0.3) { $0.reseedEmptyClasses = false }
+        #expect(s.refinement.setup.options.imputes)
+        let refs = try InitialReferences.prepare(loaded: s.truthReferences, setup: s.refinement.setup)
+        let start = try s.refinement.initialModel(references: refs.references)
+        var sums = Sums(dim: 16, classCount: 2)
+        sums.classWeights = [2, 2]
+        for c in 0 ..< 4 {
+            sums.imageSums[c] = s.truthReferences[c % 2].data.map { Double($0) }
+            // Two thirds of every image measured (a wedge-like coverage).
+            for j in sums.wedgeSums[c].indices where j % 3 != 0 { sums.wedgeSums[c][j] = 1 }
+        }
+        sums.sigmaNoiseSum = 1000
+        func fixedPoint(_ scale: Double) -> Double {
+            var m = start
+            for it in 1 ... 200 { m = MStep.run(setup: s.refinement.setup, model: m, sums: sums, iteration: it, residualScale: scale).model }
+            return m.sigmaNoise * m.sigmaNoise
+        }
+        let one = fixedPoint(1), three = fixedPoint(3)
+        #expect(one.isFinite && one > 0)
+        #expect(abs(three / one - 3) < 1e-6, "σ² fixed points \(one) and \(three): not linear in the scale")
+    }
+}
