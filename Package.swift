@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CMalloc"),
 
         .target(name: "Volumes", dependencies: [
             "CFFTW",
@@ -39,7 +40,7 @@ let package = Package(
             .product(name: "Numerics", package: "swift-numerics"),
         ]),
         .executableTarget(name: "MLTomoCLI", dependencies: [
-            "Volumes", "Formats", "Engine", "Distributed", "Simulation",
+            "Volumes", "Formats", "Engine", "Distributed", "Simulation", "CMalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import CMalloc
 
 @main
 struct MLTomo: ParsableCommand {
@@ -21,6 +22,7 @@ struct MLTomo: ParsableCommand {
     /// Parses the normalised arguments, runs the command, and exits: ranks other than 0 stay quiet about
     /// argument errors that every rank finds identically.
     static func main() {
+        MemoryReturn.configure()
         let arguments = ArgumentNormalisation.normalise(Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try parseAsRoot(arguments)
@@ -36,4 +38,16 @@ struct MLTomo: ParsableCommand {
 
 enum MLTomoVersion {
     static let string = "ml_tomo 0.1.0 (Swift re-implementation of Xmipp ml_tomo v3.0)"
+}
+
+/// glibc keeps freed memory for reuse instead of returning it to the system, and after a large block
+/// is freed it raises its mmap threshold, so later 130–140 KiB buffers (one 32³ volume or spectrum) are
+/// carved from the heap and stay resident after they are freed. The peak RSS of a 128-particle run was
+/// 1.20–1.22 × (baseline + budget). A fixed 1 MiB trim threshold (which also freezes the mmap threshold
+/// at 128 KiB) brings it to 1.08 with no measurable change in E-step time (measured 8.4 / 7.7 s against
+/// 8.0 / 8.6 s, alternating runs of 128 particles, `--ang 30`, 2 threads).
+enum MemoryReturn {
+    static func configure() {
+        _ = mltomo_set_trim_threshold(1 << 20)
+    }
 }
