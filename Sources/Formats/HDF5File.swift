@@ -21,10 +21,10 @@ public final class HDF5File {
     private let temporaryPath: String?
     private var open: Bool
 
-    private static let silenced: Bool = {
-        chdf5_silence_errors()
-        return true
-    }()
+    /// Turns off HDF5's printing of its error stack; errors become Swift errors instead. A thread-safe
+    /// libhdf5 keeps that setting per thread, so it is set on every call that opens or creates a file
+    /// (the refinement writes its files on a background thread).
+    private static func silenceErrors() { chdf5_silence_errors() }
 
     private init(path: String, fid: hid_t, temporaryPath: String?) {
         self.path = path
@@ -35,7 +35,7 @@ public final class HDF5File {
 
     /// Starts a new file that will appear at `path` (atomically) on `commit()`.
     public static func create(_ path: String) throws -> HDF5File {
-        _ = silenced
+        silenceErrors()
         let (fd, tmp) = try AtomicFile.makeTemporary(near: path)
         closeDescriptor(fd)
         // File format of HDF5 1.8+: superblock v2 and object headers v2 carry checksums, so a reader
@@ -47,9 +47,9 @@ public final class HDF5File {
             throw FormatError(.hdf5, file: path, "H5Pcreate failed")
         }
         defer { H5Pclose(fapl) }
-        if H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 {
+        if H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 {
             unlink(tmp)
-            throw FormatError(.hdf5, file: path, "H5Pset_libver_bounds failed")
+            throw FormatError(.hdf5, file: path, "cannot set up the HDF5 file-access property list")
         }
         // No modification times in object headers (root group included): the same content gives the
         // same bytes, so two runs with the same arguments write identical files.
@@ -69,7 +69,7 @@ public final class HDF5File {
 
     /// Opens an existing file read-only.
     public static func open(_ path: String) throws -> HDF5File {
-        _ = silenced
+        silenceErrors()
         guard FileManager.default.fileExists(atPath: path) else { throw FormatError(.notFound, file: path, "no such file") }
         // Check the signature first: H5Fopen on a non-HDF5 file is slow and its message is vague.
         let f = try ReadOnlyFile(path)
@@ -77,7 +77,13 @@ public final class HDF5File {
         if try f.size < 8 || f.bytes(at: 0, count: 8, what: "the HDF5 signature") != sig {
             throw FormatError(.badMagic, file: path, "not an HDF5 file (no \\x89HDF signature at byte 0)")
         }
-        let fid = H5Fopen(path, chdf5_f_acc_rdonly(), chdf5_p_default())
+        // Closing the file closes whatever a failed read left open in it (H5F_CLOSE_STRONG): otherwise
+        // those ids keep the library busy at exit ("infinite loop closing library").
+        let fapl = H5Pcreate(chdf5_p_file_access())
+        if fapl < 0 { throw FormatError(.hdf5, file: path, "H5Pcreate failed") }
+        defer { H5Pclose(fapl) }
+        if H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 { throw FormatError(.hdf5, file: path, "H5Pset_fclose_degree failed") }
+        let fid = H5Fopen(path, chdf5_f_acc_rdonly(), fapl)
         if fid < 0 { throw FormatError(.hdf5, file: path, "cannot open HDF5 file (H5Fopen failed: corrupt or truncated)") }
         return HDF5File(path: path, fid: fid, temporaryPath: nil)
     }
