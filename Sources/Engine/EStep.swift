@@ -10,6 +10,9 @@ public struct EStepOutput: Sendable {
     /// (image, orientation, class) triples evaluated, and how many of them were significant.
     public var triples: Int
     public var significantTriples: Int
+    /// Pass 1's c2r FFTs as they ran inside this E-step: summed wall time (all threads) and count.
+    public var c2rSeconds: Double = 0
+    public var c2rCalls: Int = 0
 }
 
 /// The maximum-likelihood E-step (spec §6), restructured for speed with the same target.
@@ -45,6 +48,21 @@ public enum EStep {
         var logSum: Double
         var meanD: Double
         var meanS2: Double
+    }
+
+    /// What one slot's pass-1 (or maxCC) search returns.
+    struct SlotSearch {
+        var candidates: [Candidate]
+        var triples: Int
+        var c2rSeconds: Double
+        var c2rCalls: Int
+
+        init(_ candidates: [Candidate], triples: Int, workspace ws: Workspace) {
+            self.candidates = candidates
+            self.triples = triples
+            c2rSeconds = Double(ws.c2rNanoseconds) * 1e-9
+            c2rCalls = ws.c2rCalls
+        }
     }
 
     /// One pass-2 job: add image `image`'s posterior (or a delta weight) for class `klass`.
@@ -127,6 +145,7 @@ public enum EStep {
         var sums = Sums(dim: d, classCount: kOut)
         var triples = 0
         var significant = 0
+        var c2rSeconds = 0.0, c2rCalls = 0
         if o.onlyAverage {
             for (i, p) in particles.enumerated() {
                 let c = p.inputClass ?? 0
@@ -144,16 +163,20 @@ public enum EStep {
             let maxCC = o.maxCC
             // Candidates grouped by image as the slots finish (in slot order), so that each slot's list
             // is freed once grouped instead of all lists waiting next to their grouped copy.
-            let grouping = OrderedFold<(perImage: [[Candidate]], triples: Int), ([Candidate], Int)>(
-                ([[Candidate]](repeating: [], count: particles.count), 0)) { acc, part in
-                acc.triples += part.1
-                for c in part.0 { acc.perImage[Int(c.image)].append(c) }
+            let grouping = OrderedFold<(perImage: [[Candidate]], triples: Int, c2rSeconds: Double, c2rCalls: Int), SlotSearch>(
+                ([[Candidate]](repeating: [], count: particles.count), 0, 0, 0)) { acc, part in
+                acc.triples += part.triples
+                acc.c2rSeconds += part.c2rSeconds
+                acc.c2rCalls += part.c2rCalls
+                for c in part.candidates { acc.perImage[Int(c.image)].append(c) }
             }
             forEachSlot(slotCount, threads: o.threads) { s in
                 grouping.deliver(s, maxCC ? searchMaxCC(tables, slot: s) : searchML(tables, slot: s))
             }
-            let (perImage, slotTriples) = grouping.result
+            let (perImage, slotTriples, slotC2RSeconds, slotC2RCalls) = grouping.result
             triples += slotTriples
+            c2rSeconds = slotC2RSeconds
+            c2rCalls = slotC2RCalls
             for i in particles.indices {
                 let p = particles[i]
                 let cands = perImage[i].sorted { ($0.orientation, $0.klass) < ($1.orientation, $1.klass) }
@@ -221,7 +244,8 @@ public enum EStep {
             merge.deliver(s, accumulate(tables, jobs: jobs, slot: s, outputClasses: kOut))
         }
         sums = merge.result
-        return EStepOutput(sums: sums, results: results, triples: triples, significantTriples: significant)
+        return EStepOutput(sums: sums, results: results, triples: triples, significantTriples: significant,
+                           c2rSeconds: c2rSeconds, c2rCalls: c2rCalls)
     }
 
     // MARK: - Pass 1 (ML)
@@ -234,6 +258,10 @@ public enum EStep {
         let rotated: [AlignedBuffer<Complex<Float>>]
         let product: AlignedBuffer<Complex<Float>>
         let corr: AlignedBuffer<Float>
+        /// Wall time spent in `correlate`'s c2r and the number of calls: the FFT floor as the E-step
+        /// itself meets it (same caches, same machine state), next to the isolated benchmark's.
+        var c2rNanoseconds: UInt64 = 0
+        var c2rCalls = 0
         init(dim d: Int, classes: Int) {
             self.d = d
             nh = d * d * (d / 2 + 1)
@@ -255,7 +283,10 @@ public enum EStep {
                 out[2 * j] = xr * rr + xi * ri
                 out[2 * j + 1] = xi * rr - xr * ri
             }
+            let start = DispatchTime.now().uptimeNanoseconds
             plan.inverseDestroyingInput(product.pointer, corr.pointer)
+            c2rNanoseconds &+= DispatchTime.now().uptimeNanoseconds &- start
+            c2rCalls += 1
         }
 
         /// max over the window of ln P(s) + scale·corr(s) (Float, 8 lanes).
@@ -312,7 +343,7 @@ public enum EStep {
         }
     }
 
-    static func searchML(_ t: Tables, slot s: Int) -> ([Candidate], Int) {
+    static func searchML(_ t: Tables, slot s: Int) -> SlotSearch {
         let d = t.setup.dim
         let k = t.model.classCount
         let ws = Workspace(dim: d, classes: k)
@@ -384,7 +415,7 @@ public enum EStep {
             }
         }
         }
-        return (out, count)
+        return SlotSearch(out, triples: count, workspace: ws)
     }
 
     // MARK: - maxCC search (spec §7)
@@ -392,7 +423,7 @@ public enum EStep {
     /// Constrained cross-correlation: per triple the maximum over shifts of
     /// CC(s) = ⟨X̃, T_s R̃⟩ / (V σ_X σ_R), R̃ the reference filtered by the image's own region.
     /// Returned candidates carry CC in `maxLog`; only each image's best triple per slot is kept.
-    static func searchMaxCC(_ t: Tables, slot s: Int) -> ([Candidate], Int) {
+    static func searchMaxCC(_ t: Tables, slot s: Int) -> SlotSearch {
         let d = t.setup.dim
         let k = t.model.classCount
         let ws = Workspace(dim: d, classes: k)
@@ -444,7 +475,7 @@ public enum EStep {
                 }
             }
         }
-        return (best.compactMap { $0 }, count)
+        return SlotSearch(best.compactMap { $0 }, triples: count, workspace: ws)
     }
 
     // MARK: - Pass 2

@@ -210,6 +210,9 @@ public struct IterationStatistics: Sendable, Equatable {
     /// (image, orientation, class) triples evaluated by this process, and how many were significant.
     public var triples: Int
     public var significantTriples: Int
+    /// Pass 1's c2r FFTs inside the E-step: summed wall time over threads, and their number.
+    public var c2rSeconds: Double = 0
+    public var c2rCalls: Int = 0
     public var timing: IterationTiming
 
     public init(iteration: Int, logLikelihood: Double, averageMaxProbability: Double, sigmaNoise: Double,

@@ -133,6 +133,9 @@ public struct Refinement: Sendable {
             resolutions: next.resolutions, signalChange: next.signalChange,
             converged: MStep.converged(next, eps: setup.options.eps, reseeded: reseeded),
             reseededClasses: reseeded, triples: e.triples, significantTriples: e.significantTriples, timing: timing)
-        return (next, e.results, stats)
+        var withFFT = stats
+        withFFT.c2rSeconds = e.c2rSeconds
+        withFFT.c2rCalls = e.c2rCalls
+        return (next, e.results, withFFT)
     }
 }

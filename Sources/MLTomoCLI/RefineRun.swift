@@ -107,10 +107,14 @@ struct RefineRun {
             var corrected = computedStatistics
             if let focus { next = focus.apply(to: next) }
             // Work counts of the whole iteration (each rank counted only its own images).
-            var counts = [Int64(corrected.triples), Int64(corrected.significantTriples)]
+            var counts = [Int64(corrected.triples), Int64(corrected.significantTriples), Int64(corrected.c2rCalls)]
             try communicator.allreduceInPlace(&counts, .sum)
             corrected.triples = Int(counts[0])
             corrected.significantTriples = Int(counts[1])
+            corrected.c2rCalls = Int(counts[2])
+            var c2rTime = [corrected.c2rSeconds]
+            try communicator.allreduceInPlace(&c2rTime, .sum)
+            corrected.c2rSeconds = c2rTime[0]
             let statistics = corrected
             model = next
             previous = local

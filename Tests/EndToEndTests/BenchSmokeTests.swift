@@ -17,6 +17,11 @@ import Testing
         #expect((smoke["triples"] as? Int ?? 0) > 0, "\(smoke)")
         #expect((smoke["fftC2RSeconds"] as? Double ?? 0) > 0, "\(smoke)")
         #expect((smoke["eStepRatioToFloor"] as? Double ?? 0) > 0, "\(smoke)")
+        // The floor as the E-step met it: its own c2r calls, timed where they ran. Every triple runs one
+        // c2r, so the E-step cannot take less than that floor (ratio ≥ 1 up to clock granularity).
+        let inEStep = smoke["c2rInEStepSeconds"] as? Double ?? 0
+        #expect(inEStep > 0 && inEStep < 0.1, "\(smoke)")
+        #expect((smoke["eStepRatioToFloorInEStep"] as? Double ?? 0) >= 0.99, "\(smoke)")
         // The memory yardstick: the runtime's RSS before loading and the data budget, both from the run.
         #expect((smoke["baselineRSSMiB"] as? Double ?? 0) > 0, "\(smoke)")
         #expect((smoke["budgetMiB"] as? Double ?? 0) > 0, "\(smoke)")
