@@ -80,6 +80,9 @@ public enum MPIJob {
         case let failure as CollectiveFailure:
             if comm.rank == 0 { StandardStreams.writeError(failure.report(programName: programName) + "\n") }
             try? Communicator.finalize()
+            // The other ranks leave a little later, so that rank 0's report has passed through mpirun
+            // before a non-zero exit makes mpirun print its "job aborted" banner into the same stream.
+            if comm.rank != 0 { usleep(300_000) }
             exit(failure.status.rawValue)
         case let error?:
             StandardStreams.writeError(
