@@ -80,9 +80,7 @@ public enum MPIJob {
         case let failure as CollectiveFailure:
             if comm.rank == 0 { StandardStreams.writeError(failure.report(programName: programName) + "\n") }
             try? Communicator.finalize()
-            // The other ranks leave a little later, so that rank 0's report has passed through mpirun
-            // before a non-zero exit makes mpirun print its "job aborted" banner into the same stream.
-            if comm.rank != 0 { usleep(300_000) }
+            if comm.rank != 0 { LaunchEnvironment.yieldToFirstRankMessage() }
             exit(failure.status.rawValue)
         case let error?:
             StandardStreams.writeError(
@@ -120,4 +118,9 @@ public enum LaunchEnvironment {
 
     /// True on the rank that should print job-wide messages before MPI is initialised.
     public static var isFirstRank: Bool { (rank ?? 0) == 0 }
+
+    /// Called by a rank other than 0 just before it exits with an error that rank 0 reports: a non-zero
+    /// exit makes mpirun print its "job aborted" banner, which it interleaved with rank 0's forwarded
+    /// message (once splitting it mid-word, seen in CI); 0.3 s lets the message pass first.
+    public static func yieldToFirstRankMessage() { usleep(300_000) }
 }

@@ -77,7 +77,7 @@ public struct InitialReferences: Sendable {
         guard totalImages >= k else {
             throw EngineError("--nref \(k) needs at least \(k) images, got \(totalImages)")
         }
-        let useInput = o.keepAngles || o.dontAlign || o.dontRotate || o.onlyAverage
+        let useInput = o.startsFromInputPoses
         let subset: [Int]
         if useInput, let given = inputClasses {
             guard given.count == totalImages else {

@@ -127,15 +127,14 @@ public struct Refinement: Sendable {
         timing.reduce = t2.timeIntervalSince(t1)
         timing.mStep = t3.timeIntervalSince(t2)
         let n = max(sums.imageCount, 1)
-        let stats = IterationStatistics(
+        var stats = IterationStatistics(
             iteration: iteration, logLikelihood: sums.logLikelihood, averageMaxProbability: sums.maxProbabilitySum / n,
             sigmaNoise: next.sigmaNoise, sigmaOffset: next.sigmaOffset, fractions: next.fractions,
             resolutions: next.resolutions, signalChange: next.signalChange,
             converged: MStep.converged(next, eps: setup.options.eps, reseeded: reseeded),
             reseededClasses: reseeded, triples: e.triples, significantTriples: e.significantTriples, timing: timing)
-        var withFFT = stats
-        withFFT.c2rSeconds = e.c2rSeconds
-        withFFT.c2rCalls = e.c2rCalls
-        return (next, e.results, withFFT)
+        stats.c2rSeconds = e.c2rSeconds
+        stats.c2rCalls = e.c2rCalls
+        return (next, e.results, stats)
     }
 }

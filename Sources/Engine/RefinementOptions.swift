@@ -93,6 +93,9 @@ public struct RefinementOptions: Sendable, Equatable {
 
     /// Whether each image keeps a fixed orientation (its input one).
     public var fixedOrientation: Bool { dontAlign || dontRotate || onlyAverage }
+    /// Whether generated starting references use the input orientations (and, when they form a K-class
+    /// partition, the input classes) instead of random ones (spec §4.6, §9.5).
+    public var startsFromInputPoses: Bool { keepAngles || fixedOrientation }
 
     /// Whether the ML target is used (otherwise the maxCC machinery, spec §7).
     public var usesMaximumLikelihood: Bool { !maxCC && !onlyAverage }

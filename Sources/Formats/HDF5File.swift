@@ -33,24 +33,30 @@ public final class HDF5File {
         self.open = true
     }
 
+    /// A file-access property list (the caller closes it) whose file close also closes every object
+    /// still open in the file (H5F_CLOSE_STRONG), so ids a failed read or write left open do not keep
+    /// the library busy at exit ("infinite loop closing library"); `format18` pins the 1.8 file format.
+    private static func fileAccessList(_ path: String, format18: Bool) throws -> hid_t {
+        let fapl = H5Pcreate(chdf5_p_file_access())
+        if fapl < 0 { throw FormatError(.hdf5, file: path, "H5Pcreate failed") }
+        if H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0
+            || (format18 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0) {
+            H5Pclose(fapl)
+            throw FormatError(.hdf5, file: path, "cannot set up the HDF5 file-access property list")
+        }
+        return fapl
+    }
+
     /// Starts a new file that will appear at `path` (atomically) on `commit()`.
     public static func create(_ path: String) throws -> HDF5File {
         silenceErrors()
-        let (fd, tmp) = try AtomicFile.makeTemporary(near: path)
-        closeDescriptor(fd)
         // File format of HDF5 1.8+: superblock v2 and object headers v2 carry checksums, so a reader
         // (ours or h5py) detects corrupted metadata instead of following garbage offsets (libhdf5 can
         // crash on corrupted v0/v1 metadata).
-        let fapl = H5Pcreate(chdf5_p_file_access())
-        if fapl < 0 {
-            unlink(tmp)
-            throw FormatError(.hdf5, file: path, "H5Pcreate failed")
-        }
+        let fapl = try fileAccessList(path, format18: true)
         defer { H5Pclose(fapl) }
-        if H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 {
-            unlink(tmp)
-            throw FormatError(.hdf5, file: path, "cannot set up the HDF5 file-access property list")
-        }
+        let (fd, tmp) = try AtomicFile.makeTemporary(near: path)
+        closeDescriptor(fd)
         // No modification times in object headers (root group included): the same content gives the
         // same bytes, so two runs with the same arguments write identical files.
         let fcpl = H5Pcreate(chdf5_p_file_create())
@@ -77,12 +83,8 @@ public final class HDF5File {
         if try f.size < 8 || f.bytes(at: 0, count: 8, what: "the HDF5 signature") != sig {
             throw FormatError(.badMagic, file: path, "not an HDF5 file (no \\x89HDF signature at byte 0)")
         }
-        // Closing the file closes whatever a failed read left open in it (H5F_CLOSE_STRONG): otherwise
-        // those ids keep the library busy at exit ("infinite loop closing library").
-        let fapl = H5Pcreate(chdf5_p_file_access())
-        if fapl < 0 { throw FormatError(.hdf5, file: path, "H5Pcreate failed") }
+        let fapl = try fileAccessList(path, format18: false)
         defer { H5Pclose(fapl) }
-        if H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 { throw FormatError(.hdf5, file: path, "H5Pset_fclose_degree failed") }
         let fid = H5Fopen(path, chdf5_f_acc_rdonly(), fapl)
         if fid < 0 { throw FormatError(.hdf5, file: path, "cannot open HDF5 file (H5Fopen failed: corrupt or truncated)") }
         return HDF5File(path: path, fid: fid, temporaryPath: nil)

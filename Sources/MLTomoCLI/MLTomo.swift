@@ -29,10 +29,7 @@ struct MLTomo: ParsableCommand {
             try command.run()
         } catch {
             if !LaunchEnvironment.isFirstRank {
-                // Give rank 0's message time to pass through mpirun first: a rank's non-zero exit makes
-                // mpirun print its own "job aborted" banner, which it interleaved with the forwarded
-                // message, once splitting it mid-word (seen in CI).
-                usleep(300_000)
+                LaunchEnvironment.yieldToFirstRankMessage()
                 Foundation.exit(exitCode(for: error).rawValue)
             }
             exit(withError: error)

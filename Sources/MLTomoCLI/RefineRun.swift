@@ -106,15 +106,15 @@ struct RefineRun {
             var next = computed
             var corrected = computedStatistics
             if let focus { next = focus.apply(to: next) }
-            // Work counts of the whole iteration (each rank counted only its own images).
-            var counts = [Int64(corrected.triples), Int64(corrected.significantTriples), Int64(corrected.c2rCalls)]
-            try communicator.allreduceInPlace(&counts, .sum)
-            corrected.triples = Int(counts[0])
-            corrected.significantTriples = Int(counts[1])
-            corrected.c2rCalls = Int(counts[2])
-            var c2rTime = [corrected.c2rSeconds]
-            try communicator.allreduceInPlace(&c2rTime, .sum)
-            corrected.c2rSeconds = c2rTime[0]
+            // Work counts and FFT time of the whole iteration (each rank counted only its own images), in
+            // one reduction; Double holds the counts exactly (below 2⁵³).
+            var work = [Double(corrected.triples), Double(corrected.significantTriples), Double(corrected.c2rCalls),
+                        corrected.c2rSeconds]
+            try communicator.allreduceInPlace(&work, .sum)
+            corrected.triples = Int(work[0])
+            corrected.significantTriples = Int(work[1])
+            corrected.c2rCalls = Int(work[2])
+            corrected.c2rSeconds = work[3]
             let statistics = corrected
             model = next
             previous = local
@@ -294,7 +294,7 @@ struct RefineRun {
             return try refinement.initialModel(references: [Volume](repeating: zero, count: setup.options.nref))
         }
         let o = setup.options
-        let inputClasses = o.keepAngles || o.dontAlign || o.dontRotate
+        let inputClasses = o.startsFromInputPoses
             ? InitialReferences.inputPartition(inputs.images.map(\.classIndex), classes: o.nref) : nil
         if inputClasses != nil {
             log.info("starting references: averages of the \(o.nref) classes of the input metadata")
