@@ -70,12 +70,13 @@ public struct InitialReferences: Sendable {
     public static func generate(particles: [Particle], totalImages: Int, setup: RefinementSetup,
                                 inputClasses: [Int]? = nil, reducer: any Reducer) throws -> InitialReferences {
         let o = setup.options
-        let k = o.nref
+        // Classes that start from a consensus split start as K copies of one reference.
+        let k = o.splitsConsensus ? 1 : o.nref
         let d = setup.dim
         let vol = d * d * d
         let nh = d * d * (d / 2 + 1)
-        guard totalImages >= k else {
-            throw EngineError("--nref \(k) needs at least \(k) images, got \(totalImages)")
+        guard totalImages >= o.nref else {
+            throw EngineError("--nref \(o.nref) needs at least \(k) images, got \(totalImages)")
         }
         let useInput = o.startsFromInputPoses
         let subset: [Int]
@@ -136,6 +137,11 @@ public struct InitialReferences: Sendable {
             let ref = FourierVolume(nx: d, ny: d, nz: d, data: f).inverseTransform()
             refs.append(MStep.postProcess(ref, setup: setup, lowPass: o.iniFilter ? fsc.resolution * o.pixelSize : nil))
             wedgeOut.append(wedge)
+        }
+        if k < o.nref {
+            return InitialReferences(references: [Volume](repeating: refs[0], count: o.nref),
+                                     wedgeSums: [[Double]](repeating: wedgeOut[0], count: o.nref),
+                                     resolutions: [Double](repeating: resolutions[0], count: o.nref))
         }
         return InitialReferences(references: refs, wedgeSums: wedgeOut, resolutions: resolutions)
     }

@@ -81,13 +81,14 @@ public enum MStep {
         for c in 0 ..< k {
             let curve = FSCCurve(sums.imageSums[c], sums.imageSums[k + c],
                                  weights: setup.hasMissingData ? (sums.wedgeSums[c], sums.wedgeSums[k + c]) : nil,
-                                 dim: d, pixelSize: o.pixelSize)
+                                 dim: d, pixelSize: o.pixelSize * Double(setup.originalDim) / Double(d))
             m.fsc[c] = curve.values
             m.resolutions[c] = curve.resolution
             merged.append(zip(sums.imageSums[c], sums.imageSums[k + c]).map { $0 + $1 })
             wedges.append(zip(sums.wedgeSums[c], sums.wedgeSums[k + c]).map { $0 + $1 })
         }
         let total = sums.classWeights.reduce(0, +)
+        if o.usesResolutionLimit && m.ssnr.count != k { m.ssnr = [[Double]](repeating: [], count: k) }
 
         // §8.2 reference update.
         for c in 0 ..< k {
@@ -96,7 +97,11 @@ public enum MStep {
             let s = Volume(nx: d, ny: d, nz: d, data: merged[c].map { Float($0) }).fourierTransform().data
             let w = wedges[c]
             var f = old.references[c].fourierTransform().data
-            if o.imputes {
+            if o.usesResolutionLimit {
+                let (update, ssnr) = mapUpdate(sums: s, wedges: w, fsc: m.fsc[c], dim: d, fudge: o.tau2Fudge)
+                f = update
+                m.ssnr[c] = ssnr
+            } else if o.imputes {
                 for _ in 0 ..< o.imputeIterations {
                     for j in 0 ..< nh {
                         // S is zeroed where nothing was measured (replaces the per-image re-masking of
@@ -179,6 +184,56 @@ public enum MStep {
             m.signalChange[c] = norm > 0 ? diff / norm : 1
         }
         return (m, reseeded)
+    }
+
+    /// The MAP (Wiener) reference update of the resolution-limited mode, per Fourier component ν of
+    /// shell q:  V(ν) = S(ν) / (W(ν) + λ_q),  λ_q = W̄_q · (1 − FSC′_q) / (T · FSC′_q),
+    /// with S the merged weighted image sum, W the merged wedge sum (posterior-weighted count of the
+    /// images that measured ν), W̄_q its shell mean, FSC′ = √(2·FSC/(1 + FSC)) the FSC of the merged
+    /// reference implied by the half-set FSC, and T = `--tau2_fudge`. This is the posterior mean under a
+    /// Gaussian prior whose per-shell signal power is T × what the half-sets support (RELION's
+    /// τ² from the FSC), so shells and wedge regions the data barely measure shrink towards 0 instead of
+    /// carrying noise or the previous reference forward; where FSC ≤ 0 the component is 0.
+    /// - Returns: the new spectrum and the per-shell SSNR FSC′/(1 − FSC′).
+    static func mapUpdate(sums s: [Complex<Float>], wedges w: [Double], fsc: [Double], dim d: Int,
+                          fudge: Double) -> ([Complex<Float>], [Double]) {
+        let h = d / 2
+        let hx = h + 1
+        var shellOf = [Int32](repeating: -1, count: s.count)
+        var wSum = [Double](repeating: 0, count: h + 1)
+        var wCount = [Double](repeating: 0, count: h + 1)
+        for z in 0 ..< d {
+            let fz = FourierVolume.frequency(z, d)
+            for y in 0 ..< d {
+                let fy = FourierVolume.frequency(y, d)
+                for x in 0 ..< hx {
+                    let q = Int((Double(x * x + fy * fy + fz * fz)).squareRoot().rounded())
+                    guard q >= 1 && q <= h else { continue }
+                    let j = (z * d + y) * hx + x
+                    shellOf[j] = Int32(q)
+                    wSum[q] += w[j]
+                    wCount[q] += 1
+                }
+            }
+        }
+        var ssnr = [Double](repeating: 0, count: h + 1)
+        var lambda = [Double](repeating: .infinity, count: h + 1)
+        for q in 1 ... max(1, h) where q <= h && q < fsc.count {
+            let f = min(0.999, fsc[q])
+            guard f > 0 else { continue }
+            let merged = min(0.9995, (2 * f / (1 + f)).squareRoot())
+            ssnr[q] = merged / (1 - merged)
+            let mean = wCount[q] > 0 ? wSum[q] / wCount[q] : 0
+            lambda[q] = mean / (fudge * ssnr[q])
+        }
+        var out = [Complex<Float>](repeating: .zero, count: s.count)
+        for j in 0 ..< s.count {
+            let q = Int(shellOf[j])
+            guard q > 0, lambda[q].isFinite else { continue }
+            let denominator = w[j] + lambda[q]
+            if denominator > 0 { out[j] = s[j].multiplied(by: Float(1 / denominator)) }
+        }
+        return (out, ssnr)
     }
 
     /// Whether every live class changed by at most `eps` (spec §8.8).

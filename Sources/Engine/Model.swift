@@ -20,6 +20,18 @@ public struct Model: Sendable, Equatable {
     public var signalChange: [Double]
     /// Current regularisation strength.
     public var regularisation: Double
+    /// Fourier radius (working-box shells) up to which the next E- and M-step use the data; 0 = all
+    /// (the classic mode). Grows with the resolution the half-set FSC supports.
+    public var currentRadius: Int = 0
+    /// Per class, per shell q = 0 … d/2: the signal-to-noise ratio of the merged reference the half-set
+    /// FSC implies, FSC′/(1 − FSC′) with FSC′ = √(2·FSC/(1 + FSC)) (0 where the FSC is ≤ 0); empty in
+    /// the classic mode. T × this is the prior's signal power in units of the reconstruction noise.
+    public var ssnr: [[Double]] = []
+
+    /// Whether all references are the same volume (a consensus not yet split into classes).
+    public var referencesAreIdentical: Bool {
+        references.dropFirst().allSatisfy { $0.data == references[0].data }
+    }
 
     public init(references: [Volume], fractions: [Double]? = nil, sigmaNoise: Double, sigmaOffset: Double,
                 iteration: Int = 0, regularisation: Double = 0) {
@@ -213,6 +225,10 @@ public struct IterationStatistics: Sendable, Equatable {
     /// Pass 1's c2r FFTs inside the E-step: summed wall time over threads, and their number.
     public var c2rSeconds: Double = 0
     public var c2rCalls: Int = 0
+    /// Resolution-limited mode: the Fourier radius (working-box shells) the iteration used, and the
+    /// side of the cropped box it ran in (the working box in the classic mode).
+    public var radius: Int = 0
+    public var workingDim: Int = 0
     public var timing: IterationTiming
 
     public init(iteration: Int, logLikelihood: Double, averageMaxProbability: Double, sigmaNoise: Double,

@@ -101,6 +101,34 @@ public struct Particle: Sendable {
         halfSet = Self.halfSet(seed: setup.options.seed, globalIndex: input.globalIndex)
     }
 
+    /// The same particle in the Fourier-cropped box of `cropped` (the resolution-limited E-step): the
+    /// components inside the smaller box, times its region mask; Ξ² over those components only.
+    public func cropped(to cropped: RefinementSetup, from d: Int) -> Particle {
+        let dc = cropped.dim
+        if dc == d { return self }
+        var f = windowedHalfSpectrum(spectrum, from: d, to: dc)
+        let mask = cropped.imageFrameMasks[region]
+        let weights = cropped.parsevalWeights[region]
+        var energy = 0.0
+        for j in 0 ..< f.count {
+            f[j] = f[j].multiplied(by: mask[j])
+            energy += Double(weights[j]) * Double(f[j].lengthSquared)
+        }
+        return Particle(copying: self, spectrum: f, xi2: energy * Double(dc * dc * dc))
+    }
+
+    private init(copying p: Particle, spectrum: [Complex<Float>], xi2: Double) {
+        globalIndex = p.globalIndex
+        self.spectrum = spectrum
+        self.xi2 = xi2
+        region = p.region
+        regionNumber = p.regionNumber
+        inputAngles = p.inputAngles
+        inputShift = p.inputShift
+        inputClass = p.inputClass
+        halfSet = p.halfSet
+    }
+
     /// The masked image X̃ = IFT(F_X) in real space (working box).
     public func maskedImage(dim: Int) -> Volume {
         FourierVolume(nx: dim, ny: dim, nz: dim, data: spectrum).inverseTransform()

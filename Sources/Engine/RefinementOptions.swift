@@ -81,7 +81,20 @@ public struct RefinementOptions: Sendable, Equatable {
     /// With K > 1: number of first iterations in which all classes are refined as one consensus
     /// reference; the next iteration splits the consensus into K classes by a seeded random class per
     /// image, so every class starts in the same frame (see DEVIATIONS.md). 0 = off (the original).
-    public var consensusIterations: Int = 0
+    /// nil = automatic: half of the iterations (0…6; a one-iteration run splits at once) when classes start from a consensus split
+    /// (`splitsConsensus`), else 0.
+    public var consensusIterations: Int? = nil
+    /// The original's computation (`--classic`): full-resolution E- and M-steps, imputation of the missing
+    /// region from the previous reference, references generated from random subsets in random
+    /// orientations. Off by default: see the resolution-limited MAP mode below and DEVIATIONS.md.
+    public var classic: Bool = false
+    /// Regularisation parameter T of the MAP M-step (`--tau2_fudge`): the per-shell prior on the signal
+    /// power is T × the power the half-set FSC supports; larger T trusts the data more.
+    public var tau2Fudge: Double = 2
+    /// Starting resolution of the likelihood (`--ini_high`, Å with `pixelSize`); 0 = d/8 shells.
+    public var initialHighResolution: Double = 0
+    /// Shells added to the supported resolution each iteration (`--incr_size`); 0 = max(2, d/16).
+    public var resolutionIncrement: Int = 0
     /// Padding factor of the Fourier-space reference rotation (2 is accurate enough for trilinear
     /// interpolation of the padded spectrum).
     public var rotationPadding: Int = 2
@@ -100,8 +113,23 @@ public struct RefinementOptions: Sendable, Equatable {
     /// Whether the ML target is used (otherwise the maxCC machinery, spec §7).
     public var usesMaximumLikelihood: Bool { !maxCC && !onlyAverage }
 
+    /// Whether E- and M-steps run resolution-limited with the MAP (Wiener) reference update: the
+    /// default for maximum likelihood, off with `--classic`.
+    public var usesResolutionLimit: Bool { !classic && usesMaximumLikelihood }
+
     /// Whether the M-step imputes unmeasured Fourier components from the current reference.
-    public var imputes: Bool { !dontImpute && usesMaximumLikelihood }
+    public var imputes: Bool { !dontImpute && usesMaximumLikelihood && !usesResolutionLimit }
+
+    /// Whether reference-free classes start from one aligned consensus split along the main direction of
+    /// variation (instead of random subsets in random orientations).
+    public var splitsConsensus: Bool { usesResolutionLimit && nref > 1 && !startsFromInputPoses }
+
+    /// The consensus iterations in force (see `consensusIterations`).
+    public var effectiveConsensusIterations: Int {
+        if let n = consensusIterations { return n }
+        // A one-iteration run splits at once (randomly: there are no poses yet).
+        return splitsConsensus ? min(6, (iterations - istart + 1) / 2) : 0
+    }
 
     /// Regularisation strength at iteration `it` (spec §8.7).
     public func regularisation(at it: Int) -> Double {
@@ -133,7 +161,12 @@ public struct RefinementOptions: Sendable, Equatable {
         if imputeIterations < 1 { throw EngineError("--impute_iter must be at least 1 (got \(imputeIterations))") }
         if noimpThreshold < 0 { throw EngineError("--noimp_threshold must be ≥ 0 (got \(noimpThreshold))") }
         if !(eps >= 0) { throw EngineError("--eps must be ≥ 0 (got \(eps))") }
-        if consensusIterations < 0 { throw EngineError("the number of consensus iterations must be ≥ 0 (got \(consensusIterations))") }
+        if let n = consensusIterations, n < 0 { throw EngineError("the number of consensus iterations must be ≥ 0 (got \(n))") }
+        if !(tau2Fudge > 0) || !tau2Fudge.isFinite { throw EngineError("--tau2_fudge must be > 0 (got \(tau2Fudge))") }
+        if initialHighResolution < 0 || !initialHighResolution.isFinite {
+            throw EngineError("--ini_high must be ≥ 0 Å (got \(initialHighResolution))")
+        }
+        if resolutionIncrement < 0 { throw EngineError("--incr_size must be ≥ 0 shells (got \(resolutionIncrement))") }
         if threads < 1 { throw EngineError("--thr must be at least 1 (got \(threads))") }
         if !(pixelSize > 0) { throw EngineError("--pixel_size must be > 0 (got \(pixelSize))") }
         if rotationPadding < 1 || rotationPadding > 4 {

@@ -110,6 +110,54 @@ public struct RefinementSetup: Sendable {
                                resolution: resolution, rotation: a)
     }
 
+    // MARK: - The resolution-limited mode
+
+    /// The largest radius (working-box shells) the data may use: below Nyquist and `--maxres`.
+    public var radiusCap: Int { max(1, min(dim / 2 - 1, resolution.rMaxres - 1)) }
+
+    /// The radius of the first iteration: `--ini_high` (Å, with `--pixel_size`), else d/8 shells.
+    /// Shell q of the working box is the frequency q/(originalDim · pixelSize), as in the original box.
+    public var initialRadius: Int {
+        let o = options
+        let r = o.initialHighResolution > 0
+            ? Int((Double(originalDim) * o.pixelSize / o.initialHighResolution).rounded())
+            : max(3, dim / 8)
+        return max(2, min(radiusCap, r))
+    }
+
+    /// Shells added to the resolution the data support, per iteration (`--incr_size`).
+    public var radiusIncrement: Int { options.resolutionIncrement > 0 ? options.resolutionIncrement : max(2, dim / 16) }
+
+    /// The Fourier-cropped box that holds every component within `radius`: the smallest side
+    /// ≥ 2·radius + 2 with the parity of the working box whose prime factors are 2, 3 and 5 (FFTW is
+    /// several times slower on sizes such as 22 = 2·11 or 26 = 2·13); the working box when that is not
+    /// smaller.
+    public func croppedDim(radius: Int) -> Int {
+        guard radius > 0 else { return dim }
+        var dc = 2 * radius + 2
+        if dc % 2 != dim % 2 { dc += 1 }
+        func smooth(_ n: Int) -> Bool {
+            var m = n
+            for p in [2, 3, 5] { while m % p == 0 { m /= p } }
+            return m == 1
+        }
+        while dc < dim && !smooth(dc) { dc += 2 }
+        return min(dim, dc)
+    }
+
+    /// The same run in a Fourier-cropped working box of side `dc` (≤ dim): masks, regions and
+    /// orientations as here; `--maxres` becomes Nyquist of the smaller box (the caller keeps the radius
+    /// under the real cap) and `--limit_trans` is rescaled to its pixels.
+    public func cropped(to dc: Int) throws -> RefinementSetup {
+        if dc == dim { return self }
+        var o = options
+        o.dim = dc
+        o.maxres = 0.5
+        if o.limitTrans >= 0 { o.limitTrans *= Double(dc) / Double(dim) }
+        return try RefinementSetup(options: o, originalDim: originalDim, regions: regions, symmetry: symmetry,
+                                   sampling: sampling, localSearch: localSearch)
+    }
+
     /// σ_offset in working pixels from the `--offset` option (original pixels).
     public var initialSigmaOffset: Double { options.offset * scaleFactor }
 }

@@ -146,6 +146,21 @@ struct RefineOptions: ParsableArguments {
     var iniFilter = false
 
     // MARK: Added by this program
+    @Flag(name: .customLong("classic"), help: "The original's computation: full resolution, imputation of the missing region, references from random subsets in random orientations (see DEVIATIONS.md).")
+    var classic = false
+
+    @Option(name: .customLong("tau2_fudge"), help: "Regularisation T of the resolution-limited (MAP) reference update: larger trusts the data more.")
+    var tau2Fudge: Double = 2
+
+    @Option(name: .customLong("ini_high"), help: ArgumentHelp("Starting resolution (Angstrom, with --pixel_size) of the resolution-limited likelihood; default: box/8 Fourier shells.", valueName: "A"))
+    var iniHigh: Double = 0
+
+    @Option(name: .customLong("incr_size"), help: ArgumentHelp("Fourier shells added per iteration beyond the resolution the half-set FSC supports; default max(2, box/16).", valueName: "shells"))
+    var incrSize: Int = 0
+
+    @Option(name: .customLong("consensus_iter"), help: ArgumentHelp("Reference-free classes: iterations refined as one consensus before it is split; default half of --iter (1 to 6).", valueName: "n"))
+    var consensusIter: Int?
+
     @Option(name: .customLong("seed"), help: "Random seed: the same seed gives the same result on any number of ranks and threads.")
     var seed: UInt64 = 1
 
@@ -184,6 +199,10 @@ struct RefineOptions: ParsableArguments {
         if noise <= 0 { throw bad("--noise must be positive (got \(noise))") }
         if offset < 0 { throw bad("--offset must not be negative (got \(offset))") }
         if pixelSize <= 0 { throw bad("--pixel_size must be positive (got \(pixelSize))") }
+        if !(tau2Fudge > 0) { throw bad("--tau2_fudge must be positive (got \(tau2Fudge))") }
+        if iniHigh < 0 { throw bad("--ini_high must not be negative (got \(iniHigh))") }
+        if incrSize < 0 { throw bad("--incr_size must not be negative (got \(incrSize))") }
+        if let n = consensusIter, n < 0 { throw bad("--consensus_iter must not be negative (got \(n))") }
         if eps < 0 { throw bad("--eps must not be negative (got \(eps))") }
         let fixedModes = [dontAlign ? "--dont_align" : nil, dontRotate ? "--dont_rotate" : nil, onlyAverage ? "--only_average" : nil].compactMap { $0 }
         if fixedModes.count > 1 { throw bad("\(fixedModes.joined(separator: " and ")) cannot be combined: choose one") }

@@ -143,6 +143,11 @@ struct RefineOutputs {
             ("referenceMetaData", .string(base(iteration) + "_ref.doc")),
             ("converged", .int(s.converged ? 1 : 0)),
         ]
+        if s.radius > 0 {
+            // The resolution-limited mode: the band this iteration's likelihood used, as shells and Å.
+            row += [("currentRadius", .int(s.radius)), ("currentBox", .int(s.workingDim)),
+                    ("currentResolution", .real(Double(originalDim) * pixelSize / Double(s.radius)))]
+        }
         if let t = timing {
             row += [
                 ("timeEStepMax", .real(t.eStepMax)), ("timeEStepMin", .real(t.eStepMin)),
@@ -184,6 +189,7 @@ struct RankTiming: Sendable {
             + "\"sigma_noise\":\(num(s.sigmaNoise)),\"sigma_offset\":\(num(s.sigmaOffset)),"
             + "\"fractions\":[\(fractions)],\"triples\":\(s.triples),\"significant_triples\":\(s.significantTriples),"
             + "\"peak_rss_mib\":\(num(peakRSSMiB)),\"baseline_rss_mib\":\(num(baselineRSSMiB)),\"budget_mib\":\(num(budgetMiB)),\"fft_c2r_seconds\":\(num(fftSeconds)),"
-            + "\"c2r_in_estep_seconds\":\(num(s.c2rCalls > 0 ? s.c2rSeconds / Double(s.c2rCalls) : 0)),\"converged\":\(s.converged)}"
+            + "\"c2r_in_estep_seconds\":\(num(s.c2rCalls > 0 ? s.c2rSeconds / Double(s.c2rCalls) : 0)),"
+            + "\"radius\":\(s.radius),\"box\":\(s.workingDim),\"converged\":\(s.converged)}"
     }
 }

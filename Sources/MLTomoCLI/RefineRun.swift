@@ -230,6 +230,11 @@ struct RefineRun {
         e.keepAngles = o.keepAngles
         e.filter = o.filter
         e.iniFilter = o.iniFilter
+        e.classic = o.classic
+        e.tau2Fudge = o.tau2Fudge
+        e.initialHighResolution = o.iniHigh
+        e.resolutionIncrement = o.incrSize
+        e.consensusIterations = o.consensusIter
         try e.validate()
         return e
     }
@@ -345,7 +350,8 @@ struct RefineRun {
         let pmax = String(format: "%.3f", s.averageMaxProbability)
         let sigma = String(format: "%.4g", s.sigmaNoise)
         let sigmaOffset = String(format: "%.3g", s.sigmaOffset)
-        let model = "LL \(ll), pMax \(pmax), σ \(sigma), σ_off \(sigmaOffset), fractions [\(fractions)]"
+        let band = s.radius > 0 ? ", radius \(s.radius) shells (box \(s.workingDim)³)" : ""
+        let model = "LL \(ll), pMax \(pmax), σ \(sigma), σ_off \(sigmaOffset), fractions [\(fractions)]\(band)"
         let parts = "E-step \(formatDuration(t.eStepMax)), reduce \(formatDuration(t.reduce)), "
             + "M-step \(formatDuration(t.mStep)), write \(formatDuration(t.write))"
         let eta = it < last ? "; about \(formatDuration(remaining)) left" : ""

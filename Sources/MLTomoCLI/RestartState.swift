@@ -10,6 +10,7 @@ import Volumes
 struct RestartState {
     static let particleDataset = "particles/state"
     static let modelDataset = "model/per_class"
+    static let ssnrDataset = "model/ssnr"
     /// Per particle: global index, rot, tilt, psi, shiftX, shiftY, shiftZ, class, logLikelihood,
     /// maxProbability, region, half-set.
     static let particleColumns = 12
@@ -32,9 +33,13 @@ struct RestartState {
             references: model.references, fsc: publishedFSC, iteration: model.iteration, voxelSize: voxelSize,
             classFractions: model.fractions, sigmaNoise: model.sigmaNoise, sigmaOffset: model.sigmaOffset,
             logLikelihood: logLikelihood,
-            extraAttributes: ["regularisation": model.regularisation])
+            extraAttributes: ["regularisation": model.regularisation, "current_radius": Double(model.currentRadius)])
         file.extraDatasets[Self.particleDataset] = .init(shape: [results.count, Self.particleColumns], values: particleValues)
         file.extraDatasets[Self.modelDataset] = .init(shape: [K, 2 + shells], values: perClass)
+        if model.ssnr.count == K && model.ssnr.allSatisfy({ $0.count == shells }) {
+            // The resolution-limited mode's per-shell SSNR (T × this is the prior's signal power, τ²).
+            file.extraDatasets[Self.ssnrDataset] = .init(shape: [K, shells], values: model.ssnr.flatMap { $0 })
+        }
         try file.write(to: path)
     }
 
@@ -51,6 +56,7 @@ struct RestartState {
         var model = Model(references: file.references, fractions: file.classFractions, sigmaNoise: file.sigmaNoise,
                           sigmaOffset: file.sigmaOffset, iteration: file.iteration,
                           regularisation: file.extraAttributes["regularisation"] ?? 0)
+        model.currentRadius = Int(file.extraAttributes["current_radius"] ?? 0)
         let perClass = file.extraDatasets[modelDataset]!
         guard perClass.shape == [K, 2 + shells] else {
             throw ValidationFailure("\(path): dataset \(modelDataset) has shape \(perClass.shape), expected [\(K), \(2 + shells)]")

@@ -58,6 +58,12 @@ struct SimulateCommand: ParsableCommand {
     @Option(name: .customLong("phantom"), help: ArgumentHelp("A map (MRC/Spider) to use as the shared body, Fourier-resized to --size.", valueName: "file"))
     var phantom: String?
 
+    @Option(name: .customLong("remove-sphere"), help: ArgumentHelp("With --phantom: classes 2…K lack a sphere of this radius (pixels of --size) at a dense place (class 1 is the whole map), instead of the domain.", valueName: "r"))
+    var removeSphere: Double?
+
+    @Option(name: .customLong("sphere-distance"), help: ArgumentHelp("Distance of the removed spheres' centres from the box centre, as a fraction of --size.", valueName: "f"))
+    var sphereDistance: Double = 0.25
+
     @Option(name: .customLong("pixel-size"), help: "Pixel size (Å) written into the file headers.")
     var pixelSize: Double = 1
 
@@ -69,6 +75,13 @@ struct SimulateCommand: ParsableCommand {
             throw ValidationError("--format '\(format)' must be mrc or spider")
         }
         guard pixelSize.isFinite, pixelSize > 0 else { throw ValidationError("--pixel-size \(pixelSize) must be positive") }
+        if let r = removeSphere {
+            guard phantom != nil else { throw ValidationError("--remove-sphere needs a map given with --phantom") }
+            guard r > 0, r < Double(size) / 4 else { throw ValidationError("--remove-sphere \(r) must be in (0, \(size / 4)) pixels") }
+            guard sphereDistance >= 0, sphereDistance * Double(size) + r <= Double(size) / 2 else {
+                throw ValidationError("--sphere-distance \(sphereDistance): the sphere must stay inside the box (distance × size + radius ≤ size/2)")
+            }
+        }
     }
 
     func run() throws {
@@ -83,7 +96,20 @@ struct SimulateCommand: ParsableCommand {
                 throw ValidationError("--phantom \(phantom) is \(map.nx)x\(map.ny)x\(map.nz); the map must be a cube")
             }
             if map.nx != size { map = map.fourierResized(to: size) }
-            phantoms = PhantomFamily.fromMap(map, classes: classes)
+            if let r = removeSphere {
+                let family = PhantomFamily.fromMap(map, classes: classes, removingSphereOfRadius: r,
+                                                   atDistance: sphereDistance * Double(size))
+                guard family.centres.count == classes - 1 else {
+                    throw ValidationError("--remove-sphere \(r): found room for \(family.centres.count) separate spheres at distance \(sphereDistance) × \(size), need \(classes - 1)")
+                }
+                phantoms = family.phantoms
+                let power = family.phantoms.dropFirst().map { differencePower(family.phantoms[0], $0, dim: size) }
+                let centres = family.centres.map { String(format: "(%.0f, %.0f, %.0f)", $0.x, $0.y, $0.z) }.joined(separator: ", ")
+                print("removed spheres of radius \(r) px at \(centres); difference power / map power: "
+                      + power.map { String(format: "%.3f", $0) }.joined(separator: ", "))
+            } else {
+                phantoms = PhantomFamily.fromMap(map, classes: classes)
+            }
         } else {
             phantoms = PhantomFamily.analytic(classes: classes, dim: size)
         }
@@ -101,5 +127,17 @@ struct SimulateCommand: ParsableCommand {
                        summary.meanSignalVariance / max(summary.meanNoiseVariance, .leastNonzeroMagnitude)))
         let missingOption = plan.regions.isEmpty ? "" : " --missing wedges.doc"
         print("Refine with: cd \(outdir) && ml_tomo -i images.sel --doc images.doc\(missingOption) --nref \(classes) --oroot run/ml --iter 10 --ang 15")
+    }
+
+    /// ‖a − b‖² / ‖a − mean(a)‖² of two map phantoms (the class difference's share of the map's power).
+    private func differencePower(_ a: PhantomModel, _ b: PhantomModel, dim: Int) -> Double {
+        let va = a.sample(dim: dim), vb = b.sample(dim: dim)
+        let mean = va.data.reduce(0.0) { $0 + Double($1) } / Double(va.count)
+        var diff = 0.0, power = 0.0
+        for j in 0 ..< va.count {
+            diff += (Double(va.data[j]) - Double(vb.data[j])) * (Double(va.data[j]) - Double(vb.data[j]))
+            power += (Double(va.data[j]) - mean) * (Double(va.data[j]) - mean)
+        }
+        return power > 0 ? diff / power : 0
     }
 }

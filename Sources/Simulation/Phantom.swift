@@ -148,4 +148,54 @@ public enum PhantomFamily {
         let sigma = max(1.2, domainSigma32 * s)
         return [GaussianBlob(centre: p, sigma: SIMD3(repeating: sigma), amplitude: amplitude)]
     }
+
+    /// K phantoms from a map where the classes differ by a sphere of density removed at the periphery
+    /// (a subunit or factor that is bound or not): class 1 is the whole map; class k ≥ 2 lacks the
+    /// sphere of radius `radius` (pixels, 1-pixel cosine edge) centred at the densest place at
+    /// `distance` pixels from the box centre that overlaps no sphere chosen before.
+    /// - Returns: the phantoms and the chosen centres (logical pixels, origin at floor(d/2)).
+    public static func fromMap(_ map: Volume, classes: Int, removingSphereOfRadius radius: Double,
+                               atDistance distance: Double) -> (phantoms: [PhantomModel], centres: [SIMD3<Double>]) {
+        let d = map.nx
+        let c = Double(d / 2)
+        func value(_ x: Int, _ y: Int, _ z: Int) -> Double {
+            guard x >= 0, y >= 0, z >= 0, x < d, y < d, z < d else { return 0 }
+            return Double(map.data[(z * d + y) * d + x])
+        }
+        let r = Int(radius.rounded(.up))
+        func mass(at p: SIMD3<Double>) -> Double {
+            var sum = 0.0
+            let (px, py, pz) = (Int(p.x + c), Int(p.y + c), Int(p.z + c))
+            for z in -r ... r { for y in -r ... r { for x in -r ... r where Double(x * x + y * y + z * z) <= radius * radius {
+                sum += max(0, value(px + x, py + y, pz + z))
+            } } }
+            return sum
+        }
+        var candidates: [(SIMD3<Double>, Double)] = []
+        let span = Int(distance.rounded(.up)) + 1
+        for z in -span ... span { for y in -span ... span { for x in -span ... span {
+            let p = SIMD3(Double(x), Double(y), Double(z))
+            let l = (p * p).sum().squareRoot()
+            if abs(l - distance) <= 0.5 { candidates.append((p, mass(at: p))) }
+        } } }
+        // Densest first; ties by position so the choice is deterministic.
+        candidates.sort { $0.1 != $1.1 ? $0.1 > $1.1 : ($0.0.x, $0.0.y, $0.0.z) < ($1.0.x, $1.0.y, $1.0.z) }
+        var centres: [SIMD3<Double>] = []
+        for (p, _) in candidates where centres.count < max(0, classes - 1) {
+            if centres.allSatisfy({ (($0 - p) * ($0 - p)).sum().squareRoot() >= 2 * radius }) { centres.append(p) }
+        }
+        let phantoms = (0 ..< classes).map { k -> PhantomModel in
+            guard k >= 1, k - 1 < centres.count else { return PhantomModel(body: .map(map), domains: []) }
+            var v = map
+            let centre = centres[k - 1]
+            for z in 0 ..< d { for y in 0 ..< d { for x in 0 ..< d {
+                let q = SIMD3(Double(x) - c, Double(y) - c, Double(z) - c) - centre
+                let l = (q * q).sum().squareRoot()
+                let keep = l <= radius - 0.5 ? 0.0 : l >= radius + 0.5 ? 1.0 : 0.5 * (1 - cos(Double.pi * (l - radius + 0.5)))
+                v.data[(z * d + y) * d + x] *= Float(keep)
+            } } }
+            return PhantomModel(body: .map(v), domains: [])
+        }
+        return (phantoms, centres)
+    }
 }

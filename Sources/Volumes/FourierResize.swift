@@ -50,3 +50,29 @@ extension Volume {
         return target.inverseTransform()
     }
 }
+
+/// Window of a half-complex spectrum (layout of `FourierVolume`) at another box size: the components
+/// whose logical frequencies exist in both boxes are copied, the others are zero. With the 1/V forward
+/// normalisation a component's value does not depend on the box, so cropping keeps a band-limited
+/// volume's grey values and padding back restores them exactly. Frequencies ±n/2 of an even box are
+/// taken as −n/2 on both sides (`FourierVolume.frequency`); callers that need exactness keep the
+/// band strictly inside both Nyquist limits.
+public func windowedHalfSpectrum(_ source: [Complex<Float>], from n: Int, to m: Int) -> [Complex<Float>] {
+    precondition(source.count == n * n * (n / 2 + 1), "half spectrum of \(source.count) values is not \(n)³")
+    if n == m { return source }
+    let hxs = n / 2 + 1, hxt = m / 2 + 1
+    let half = min(n, m) / 2
+    var out = [Complex<Float>](repeating: .zero, count: m * m * hxt)
+    func wrap(_ k: Int, _ size: Int) -> Int { ((k % size) + size) % size }
+    for fz in -half ..< half {
+        let zs = wrap(fz, n), zt = wrap(fz, m)
+        for fy in -half ..< half {
+            let ys = wrap(fy, n), yt = wrap(fy, m)
+            let s = (zs * n + ys) * hxs, t = (zt * m + yt) * hxt
+            for x in 0 ..< min(hxs, hxt) where x < half || (x == half && n == m) {
+                out[t + x] = source[s + x]
+            }
+        }
+    }
+    return out
+}

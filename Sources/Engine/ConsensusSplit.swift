@@ -1,0 +1,199 @@
+import Foundation
+import Numerics
+import Volumes
+
+/// Starting classes for reference-free classification: the particles, aligned to one consensus
+/// reference, are split along the main directions of their variation around it.
+///
+/// Why not random subsets: with a random partition the class averages differ by noise only, and each
+/// particle's own noise inside its class average favours that class by ≈ N_dof/N_k nats, more than a
+/// small structural difference is worth at low SNR, so EM stays where it started (see
+/// ../shared/research/classification-robustness.md §0). The difference between the classes is, in
+/// the aligned frame, the leading direction of the particles' residuals, and it can be found when
+/// D/4 > √(N_dof/N) (D: the difference in noise variances per particle), far below the random start's
+/// threshold.
+///
+/// Each particle i is moved into the reference frame by its consensus pose (Y_i) and compared with the
+/// consensus C on the components its rotated missing-region mask M_i measured: E_i = M_i ⊙ (Y_i − C),
+/// whitened per shell by the residual power. K − 1 components v are fitted one after the other by
+/// alternating least squares on the observed components only (a_i = ⟨M_i v, E_i⟩ / ⟨M_i v, v⟩,
+/// v = Σ a_i M_i E_i / Σ a_i² M_i), which is PCA that respects the missing wedge; each is removed
+/// before the next. The scores a_i then go through K-means (deterministic farthest-point start), and
+/// the clusters are the starting classes. Sums over particles go through the reducer, so every rank
+/// computes the same components and the same clusters.
+public enum ConsensusSplit {
+    /// Iterations of the alternating least squares per component.
+    static let iterations = 40
+    static let componentStream: UInt64 = 0x5043_4153_504C_4954  // "PCASPLIT"
+
+    /// The class (0-based) of every local particle.
+    /// - Parameters:
+    ///   - particles: the local particles, in the box of `setup` (possibly Fourier-cropped).
+    ///   - poses: their consensus results (orientation, shift in original pixels), same order.
+    ///   - consensus: the consensus reference in the box of `setup`.
+    ///   - totalImages: N over all ranks (scores are exchanged by global index).
+    public static func classes(particles: [Particle], poses: [ParticleResult], consensus: Volume,
+                               setup: RefinementSetup, classes k: Int, totalImages: Int, seed: UInt64,
+                               reducer: any Reducer) throws -> [Int] {
+        guard poses.count == particles.count else {
+            throw EngineError("the consensus split needs one pose per particle (\(poses.count) for \(particles.count))")
+        }
+        let d = setup.dim
+        let nh = d * d * (d / 2 + 1)
+        let h = d / 2
+        let c = consensus.fourierTransform().data
+        let shellOf = shells(dim: d)
+        let weight = setup.multiplicity
+
+        // Residuals in the reference frame, on measured components within the resolution mask.
+        var residuals: [[Complex<Float>]] = []
+        var masks: [[Float]] = []
+        var noise = [Double](repeating: 0, count: 2 * (h + 1))
+        for (p, pose) in zip(particles, poses) {
+            let a = pose.angles.matrix
+            let aligned = p.maskedImage(dim: d).translated(by: pose.shift * setup.scaleFactor).rotated(by: a, outside: 0)
+            let y = aligned.fourierTransform().data
+            var m = [Float](repeating: 0, count: nh)
+            m.withUnsafeMutableBufferPointer { setup.fillReferenceFrameMask(region: p.region, rotation: a, into: $0) }
+            var e = [Complex<Float>](repeating: .zero, count: nh)
+            for j in 0 ..< nh where m[j] > 0.5 && setup.resolution.binary[j] > 0 {
+                m[j] = 1
+                e[j] = y[j] - c[j]
+                let q = Int(shellOf[j])
+                noise[q] += Double(weight[j]) * Double(e[j].lengthSquared)
+                noise[h + 1 + q] += Double(weight[j])
+            }
+            for j in 0 ..< nh where !(m[j] == 1 && setup.resolution.binary[j] > 0) { m[j] = 0 }
+            residuals.append(e)
+            masks.append(m)
+        }
+        try reducer.sumInPlace(&noise)
+        // Whiten: every shell's residual power to 1, so the components are not just the strongest shells.
+        var scale = [Float](repeating: 0, count: h + 1)
+        for q in 0 ... h where noise[h + 1 + q] > 0 && noise[q] > 0 {
+            scale[q] = Float((noise[h + 1 + q] / noise[q]).squareRoot())
+        }
+        for i in residuals.indices {
+            for j in 0 ..< nh where masks[i][j] > 0 { residuals[i][j] = residuals[i][j].multiplied(by: scale[Int(shellOf[j])]) }
+        }
+
+        let components = max(1, k - 1)
+        var scores = [[Double]](repeating: [Double](repeating: 0, count: components), count: particles.count)
+        for comp in 0 ..< components {
+            var v = randomStart(count: nh, mask: setup.resolution.binary, seed: seed, component: comp)
+            var a = [Double](repeating: 0, count: particles.count)
+            for _ in 0 ..< iterations {
+                for i in particles.indices { a[i] = projection(residuals[i], masks[i], v, weight) }
+                // v = Σ a_i M_i E_i / Σ a_i² M_i, summed over ranks in one reduction.
+                var sums = [Double](repeating: 0, count: 3 * nh)
+                for i in particles.indices where a[i] != 0 {
+                    let ai = a[i]
+                    for j in 0 ..< nh where masks[i][j] > 0 {
+                        sums[2 * j] += ai * Double(residuals[i][j].real)
+                        sums[2 * j + 1] += ai * Double(residuals[i][j].imaginary)
+                        sums[2 * nh + j] += ai * ai
+                    }
+                }
+                try reducer.sumInPlace(&sums)
+                var norm = 0.0
+                for j in 0 ..< nh {
+                    let den = sums[2 * nh + j]
+                    v[j] = den > 0 ? Complex(Float(sums[2 * j] / den), Float(sums[2 * j + 1] / den)) : .zero
+                    norm += Double(weight[j]) * Double(v[j].lengthSquared)
+                }
+                guard norm > 0 else { break }
+                let inv = Float(1 / norm.squareRoot())
+                for j in 0 ..< nh { v[j] = v[j].multiplied(by: inv) }
+            }
+            for i in particles.indices {
+                a[i] = projection(residuals[i], masks[i], v, weight)
+                scores[i][comp] = a[i]
+                for j in 0 ..< nh where masks[i][j] > 0 { residuals[i][j] = residuals[i][j] - v[j].multiplied(by: Float(a[i])) }
+            }
+        }
+
+        // Every rank needs every score for the clustering: place them by global index and sum.
+        var all = [Double](repeating: 0, count: totalImages * components)
+        for (i, p) in particles.enumerated() {
+            for comp in 0 ..< components { all[p.globalIndex * components + comp] = scores[i][comp] }
+        }
+        try reducer.sumInPlace(&all)
+        let points = (0 ..< totalImages).map { Array(all[($0 * components) ..< (($0 + 1) * components)]) }
+        let labels = kMeans(points, clusters: k)
+        return particles.map { labels[$0.globalIndex] }
+    }
+
+    /// a = ⟨M v, E⟩ / ⟨M v, v⟩ over the measured components (Hermitian multiplicity as weight).
+    static func projection(_ e: [Complex<Float>], _ m: [Float], _ v: [Complex<Float>], _ weight: [Float]) -> Double {
+        var num = 0.0, den = 0.0
+        for j in 0 ..< e.count where m[j] > 0 {
+            let w = Double(weight[j])
+            num += w * (Double(v[j].real) * Double(e[j].real) + Double(v[j].imaginary) * Double(e[j].imaginary))
+            den += w * Double(v[j].lengthSquared)
+        }
+        return den > 0 ? num / den : 0
+    }
+
+    /// Shell index round(|κ|) of every half-complex component.
+    static func shells(dim d: Int) -> [Int32] {
+        let hx = d / 2 + 1
+        var out = [Int32](repeating: 0, count: d * d * hx)
+        for z in 0 ..< d {
+            let fz = FourierVolume.frequency(z, d)
+            for y in 0 ..< d {
+                let fy = FourierVolume.frequency(y, d)
+                for x in 0 ..< hx {
+                    out[(z * d + y) * hx + x] = Int32(min(d / 2, Int(Double(x * x + fy * fy + fz * fz).squareRoot().rounded())))
+                }
+            }
+        }
+        return out
+    }
+
+    /// A seeded random start, identical on every rank.
+    static func randomStart(count: Int, mask: [Float], seed: UInt64, component: Int) -> [Complex<Float>] {
+        var rng = SeededRandom(seed: seed, streams: componentStream, UInt64(component))
+        return (0 ..< count).map { j in
+            let re = Float(rng.nextGaussian()), im = Float(rng.nextGaussian())
+            return mask[j] > 0 ? Complex(re, im) : .zero
+        }
+    }
+
+    /// K-means on score vectors, started from the K groups of equal size along the first score (its
+    /// quantiles: robust to the outliers a farthest-point start picks), then Lloyd iterations until
+    /// nothing moves.
+    static func kMeans(_ points: [[Double]], clusters k: Int) -> [Int] {
+        let n = points.count
+        guard n > 0, k > 1 else { return [Int](repeating: 0, count: n) }
+        let dims = points[0].count
+        func dist2(_ a: [Double], _ b: [Double]) -> Double {
+            var s = 0.0
+            for t in 0 ..< dims { s += (a[t] - b[t]) * (a[t] - b[t]) }
+            return s
+        }
+        let order = points.indices.sorted { (points[$0][0], $0) < (points[$1][0], $1) }
+        var centres: [[Double]] = (0 ..< min(k, n)).map { c in
+            let group = order[(c * n / k) ..< max(c * n / k + 1, (c + 1) * n / k)]
+            var m = [Double](repeating: 0, count: dims)
+            for i in group { for t in 0 ..< dims { m[t] += points[i][t] / Double(group.count) } }
+            return m
+        }
+        var labels = [Int](repeating: -1, count: n)
+        for _ in 0 ..< 100 {
+            var changed = false
+            for i in 0 ..< n {
+                let best = centres.indices.min { dist2(points[i], centres[$0]) < dist2(points[i], centres[$1]) }!
+                if best != labels[i] { labels[i] = best; changed = true }
+            }
+            if !changed { break }
+            for c in centres.indices {
+                let members = labels.indices.filter { labels[$0] == c }
+                guard !members.isEmpty else { continue }
+                var m = [Double](repeating: 0, count: dims)
+                for i in members { for t in 0 ..< dims { m[t] += points[i][t] / Double(members.count) } }
+                centres[c] = m
+            }
+        }
+        return labels
+    }
+}

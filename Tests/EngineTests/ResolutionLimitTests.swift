@@ -1,0 +1,132 @@
+import Foundation
+import Numerics
+import Testing
+@testable import Engine
+import Volumes
+
+/// The pieces of the resolution-limited mode: the Fourier window, the MAP update, the radius rule,
+/// the model resize and the consensus split.
+@Suite struct ResolutionLimitTests {
+    /// A random volume with nothing beyond Fourier radius `r`.
+    static func bandLimited(dim d: Int, radius r: Int, seed: UInt64) -> Volume {
+        var rng = SeededRandom(seed: seed, streams: 5)
+        var v = Volume(dim: d)
+        for j in 0 ..< v.count { v.data[j] = Float(rng.nextGaussian()) }
+        var f = v.fourierTransform()
+        let hx = d / 2 + 1
+        for z in 0 ..< d {
+            for y in 0 ..< d {
+                for x in 0 ..< hx {
+                    let fy = FourierVolume.frequency(y, d), fz = FourierVolume.frequency(z, d)
+                    if x * x + fy * fy + fz * fz > r * r { f.data[(z * d + y) * hx + x] = .zero }
+                }
+            }
+        }
+        return f.inverseTransform()
+    }
+
+    @Test func croppingAndPaddingABandLimitedVolumeIsExact() {
+        let v = Self.bandLimited(dim: 16, radius: 4, seed: 1)
+        let spectrum = v.fourierTransform().data
+        let small = windowedHalfSpectrum(spectrum, from: 16, to: 10)
+        let back = windowedHalfSpectrum(small, from: 10, to: 16)
+        let restored = FourierVolume(nx: 16, ny: 16, nz: 16, data: back).inverseTransform()
+        let worst = zip(v.data, restored.data).map { abs($0 - $1) }.max()!
+        #expect(worst < 1e-5)
+        // The cropped spectrum is the spectrum of the Fourier-resized volume (grey values kept).
+        let resized = v.fourierResized(to: 10).fourierTransform().data
+        let gap = zip(small, resized).map { ($0 - $1).length }.max()!
+        #expect(gap < 1e-6)
+    }
+
+    @Test func modelResizeKeepsTheReferenceAndScalesSigma() {
+        let v = Self.bandLimited(dim: 16, radius: 4, seed: 2)
+        var m = Model(references: [v], sigmaNoise: 2, sigmaOffset: 3)
+        m.fsc = [[Double](repeating: 0.9, count: 9)]
+        let small = m.resized(to: 10)
+        #expect(small.dim == 10)
+        #expect(abs(small.sigmaOffset - 3 * 10.0 / 16) < 1e-12)
+        // Same per-component noise: σ² scales with the number of voxels.
+        #expect(abs(small.sigmaNoise * small.sigmaNoise / (2 * 2) - 1000.0 / 4096) < 1e-12)
+        #expect(small.fsc[0].count == 6)
+        let back = small.resized(to: 16)
+        #expect(zip(v.data, back.references[0].data).allSatisfy { abs($0 - $1) < 1e-5 })
+        #expect(abs(back.sigmaNoise - 2) < 1e-12)
+        #expect(back.fsc[0].count == 9 && back.fsc[0][8] == 0)
+    }
+
+    @Test func mapUpdateShrinksWhatTheHalfSetsDoNotSupport() {
+        let d = 8
+        let truth = Self.bandLimited(dim: d, radius: 3, seed: 3).fourierTransform().data
+        let count = 20.0
+        let sums = truth.map { $0.multiplied(by: Float(count)) }
+        let wedges = [Double](repeating: count, count: truth.count)
+        // FSC near 1: almost the plain average.
+        let (sharp, ssnr) = MStep.mapUpdate(sums: sums, wedges: wedges, fsc: [1, 0.999, 0.999, 0.999, 0.999], dim: d, fudge: 2)
+        for j in 1 ..< truth.count where truth[j].length > 1e-4 {
+            #expect((sharp[j] - truth[j]).length <= 0.01 * truth[j].length)
+        }
+        #expect(ssnr[1] > 100)
+        // FSC 0.5 at T = 1: Wiener factor SSNR/(1 + SSNR) = FSC′ = √(2/3).
+        let (half, _) = MStep.mapUpdate(sums: sums, wedges: wedges, fsc: [1, 0.5, 0.5, 0.5, 0.5], dim: d, fudge: 1)
+        let expected = Float((2.0 / 3).squareRoot())
+        for j in 1 ..< truth.count where truth[j].length > 1e-4 {
+            #expect((half[j] - truth[j].multiplied(by: expected)).length <= 1e-4 * truth[j].length)
+        }
+        // FSC ≤ 0: nothing survives.
+        let (none, _) = MStep.mapUpdate(sums: sums, wedges: wedges, fsc: [1, 0, -0.1, 0, 0], dim: d, fudge: 4)
+        #expect(none.allSatisfy { $0 == .zero })
+    }
+
+    @Test func radiusGrowsWithTheSupportedShellsAndNeverShrinks() throws {
+        let s = try Scenario(dim: 32, count: 2)
+        let r = Refinement(setup: s.refinement.setup)
+        var m = Model(references: [Volume(dim: 32), Volume(dim: 32)], sigmaNoise: 1, sigmaOffset: 1)
+        // Class 1 supports shells 1…5, class 2 (empty) would support everything: only live classes count.
+        m.fsc = [(0 ... 16).map { $0 <= 5 ? 0.9 : 0.1 }, [Double](repeating: 1, count: 17)]
+        m.fractions = [1, 0]
+        #expect(r.nextRadius(after: m, radius: 8) == 5 + r.setup.radiusIncrement)
+        #expect(r.nextRadius(after: m, radius: 12) == 12)
+        m.fsc[0] = [Double](repeating: 0.99, count: 17)
+        #expect(r.nextRadius(after: m, radius: 14) == r.setup.radiusCap)
+        // Cropped boxes are FFT-friendly and hold the radius.
+        for radius in 2 ... 15 {
+            let dc = r.setup.croppedDim(radius: radius)
+            #expect(dc >= min(32, 2 * radius + 2) && dc % 2 == 0)
+            var m2 = dc
+            for p in [2, 3, 5] { while m2 % p == 0 { m2 /= p } }
+            #expect(m2 == 1)
+        }
+    }
+
+    @Test func kMeansSeparatesTwoGroupsWhateverTheirSizes() {
+        var rng = SeededRandom(seed: 9, streams: 1)
+        let points = (0 ..< 100).map { i in [i < 30 ? 3 + 0.5 * rng.nextGaussian() : -1 + 0.5 * rng.nextGaussian()] }
+        let labels = ConsensusSplit.kMeans(points, clusters: 2)
+        let first = labels[0]
+        #expect(labels[0 ..< 30].allSatisfy { $0 == first })
+        #expect(labels[30...].allSatisfy { $0 != first })
+    }
+
+    /// With the true poses as the consensus poses, the split along the main direction of variation
+    /// recovers the two classes (which differ by one domain) under a ±60° wedge.
+    @Test func consensusSplitFindsTheClassesInTheAlignedFrame() throws {
+        let s = try Scenario(dim: 16, count: 40, noise: 0.6)
+        let setup = s.refinement.setup
+        let mean = Volume(nx: 16, ny: 16, nz: 16,
+                          data: zip(s.truthReferences[0].data, s.truthReferences[1].data).map { ($0 + $1) / 2 })
+        var consensus = mean
+        setup.realMasks.maskSphericalAverageOutside(&consensus)
+        let poses = zip(s.particles, s.truths).map { p, t in
+            ParticleResult(globalIndex: p.globalIndex, angles: EulerAngles(matrix: t.rotation), shift: t.shift,
+                           classNumber: 1, logLikelihood: 0, maxProbability: 1, regionNumber: p.regionNumber,
+                           halfSet: p.halfSet)
+        }
+        let classes = try ConsensusSplit.classes(particles: s.particles, poses: poses, consensus: consensus,
+                                                 setup: setup, classes: 2, totalImages: s.particles.count, seed: 1,
+                                                 reducer: SingleProcessReducer())
+        let agree = zip(classes, s.truths).filter { $0.0 == $0.1.klass }.count
+        let accuracy = Double(max(agree, classes.count - agree)) / Double(classes.count)
+        #expect(accuracy >= 0.95, "split accuracy \(accuracy)")
+    }
+}
