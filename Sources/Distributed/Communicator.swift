@@ -100,7 +100,7 @@ public final class Communicator: @unchecked Sendable {
             // MPI_Finalize waits for every rank: a peer that stops now would hang this rank with no
             // watchdog left to notice. This guard needs no MPI; the process exits right after finalising.
             let thread = Thread {
-                usleep(useconds_t(min(bound, 3600) * 1e6))
+                Thread.sleep(forTimeInterval: bound)
                 StandardStreams.writeError("ml_tomo: watchdog: MPI_Finalize did not complete within \(Int(bound)) s "
                     + "(a peer stopped while the job was finishing); exiting\n")
                 _exit(Watchdog.abortStatus)

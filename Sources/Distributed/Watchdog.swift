@@ -267,7 +267,7 @@ public final class Watchdog: @unchecked Sendable {
                 }
             }
             inspect(peers, now: now, start: start)
-            usleep(useconds_t(period * 1e6))
+            Thread.sleep(forTimeInterval: period)
         }
         // Finishing: tell the peers, so that they stop watching this rank, and leave the requests to MPI.
         send(kind: 2)
