@@ -16,7 +16,7 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export OMPI_MCA_rmaps_base_oversubscribe := 1
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test fuzz demo bench clean
 
 all: build
 
@@ -41,6 +41,12 @@ build: deps
 # The test suite launches the release binary under mpirun; ML_TOMO_BIN tells it where that is.
 test: build
 	ML_TOMO_BIN="$(BIN_DIR)/ml_tomo" $(SWIFT) test $(RELEASE) --no-parallel
+	SWIFT=$(SWIFT) Fuzz/run.sh 10
+
+# libFuzzer on the file readers (STAR/sel/doc, MRC, Spider, HDF5), FUZZ_SECONDS per target; `make test` runs 10 s.
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	SWIFT=$(SWIFT) Fuzz/run.sh $(FUZZ_SECONDS)
 
 # A small synthetic data set with known truth, a real 2-rank refinement, and its scores.
 DEMO_DIR ?= demo-run

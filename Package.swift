@@ -1,6 +1,7 @@
 // swift-tools-version: 6.1
 // ml_tomo: maximum-likelihood alignment and classification of subtomograms, MPI-distributed.
 // Layout and module rules: see ../shared/design/ARCHITECTURE.md (summarised in README.md).
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -54,3 +55,15 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: ["Formats", "Volumes"]),
     ]
 )
+
+// libFuzzer targets for the file readers (issue 20), only when ML_TOMO_FUZZ is set, so that ordinary builds
+// and `swift test` never see them (they have no `main`: libFuzzer supplies it). Built and run by
+// `Fuzz/run.sh`, which passes `--sanitize=fuzzer --sanitize=address`.
+if ProcessInfo.processInfo.environment["ML_TOMO_FUZZ"] != nil {
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Sources/FuzzSupport"))
+    for name in ["FuzzMetaData", "FuzzMRC", "FuzzSpider", "FuzzHDF5"] {
+        package.targets.append(.executableTarget(name: name, dependencies: ["Formats", "FuzzSupport"],
+                                                 path: "Fuzz/Sources/\(name)"))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

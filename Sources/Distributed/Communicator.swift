@@ -96,6 +96,18 @@ public final class Communicator: @unchecked Sendable {
         initLock.lock()
         defer { initLock.unlock() }
         guard isInitialized, !isFinalized else { return }
+        if let bound = Watchdog.stopCurrent() {
+            // MPI_Finalize waits for every rank: a peer that stops now would hang this rank with no
+            // watchdog left to notice. This guard needs no MPI; the process exits right after finalising.
+            let thread = Thread {
+                Thread.sleep(forTimeInterval: bound)
+                StandardStreams.writeError("ml_tomo: watchdog: MPI_Finalize did not complete within \(Int(bound)) s "
+                    + "(a peer stopped while the job was finishing); exiting\n")
+                _exit(Watchdog.abortStatus)
+            }
+            thread.stackSize = 1 << 16
+            thread.start()
+        }
         try MPIError.check(MPI_Finalize(), "MPI_Finalize")
     }
 
@@ -157,7 +169,9 @@ public final class Communicator: @unchecked Sendable {
 
     /// `MPI_Barrier`.
     public func barrier() throws {
-        try MPIError.check(MPI_Barrier(handle), "MPI_Barrier")
+        try CollectiveProgress.tracked {
+            try MPIError.check(MPI_Barrier(handle), "MPI_Barrier")
+        }
     }
 
     /// `MPI_Abort`: ends every process of the job with `status`. For failures after which the
@@ -174,15 +188,17 @@ public final class Communicator: @unchecked Sendable {
 
     /// `MPI_Allreduce` in place: every element becomes `op` over all ranks.
     public func allreduceInPlace<T: MPIReducible>(_ buffer: UnsafeMutableBufferPointer<T>, _ op: ReductionOp) throws {
-        guard let base = buffer.baseAddress else { return }
-        let datatype = T.mpiScalarKind.datatype
-        var offset = 0
-        while offset < buffer.count {
-            let n = min(maxElementsPerCall, buffer.count - offset)
-            try MPIError.check(
-                MPI_Allreduce(UnsafeRawPointer(cmpi_in_place()), base + offset, Int32(n), datatype, op.mpiOp, handle),
-                "MPI_Allreduce(\(op), \(n) × \(T.self))")
-            offset += n
+        try CollectiveProgress.tracked {
+            guard let base = buffer.baseAddress else { return }
+            let datatype = T.mpiScalarKind.datatype
+            var offset = 0
+            while offset < buffer.count {
+                let n = min(maxElementsPerCall, buffer.count - offset)
+                try MPIError.check(
+                    MPI_Allreduce(UnsafeRawPointer(cmpi_in_place()), base + offset, Int32(n), datatype, op.mpiOp, handle),
+                    "MPI_Allreduce(\(op), \(n) × \(T.self))")
+                offset += n
+            }
         }
     }
 
@@ -202,30 +218,34 @@ public final class Communicator: @unchecked Sendable {
 
     /// `MPI_Bcast` of a buffer whose length every rank already knows.
     public func broadcast<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int = 0) throws {
-        try checkRoot(root)
-        guard let base = buffer.baseAddress else { return }
-        let datatype = T.mpiScalarKind.datatype
-        var offset = 0
-        while offset < buffer.count {
-            let n = min(maxElementsPerCall, buffer.count - offset)
-            try MPIError.check(MPI_Bcast(base + offset, Int32(n), datatype, Int32(root), handle),
-                               "MPI_Bcast(\(n) × \(T.self))")
-            offset += n
+        try CollectiveProgress.tracked {
+            try checkRoot(root)
+            guard let base = buffer.baseAddress else { return }
+            let datatype = T.mpiScalarKind.datatype
+            var offset = 0
+            while offset < buffer.count {
+                let n = min(maxElementsPerCall, buffer.count - offset)
+                try MPIError.check(MPI_Bcast(base + offset, Int32(n), datatype, Int32(root), handle),
+                                   "MPI_Bcast(\(n) × \(T.self))")
+                offset += n
+            }
         }
     }
 
     /// Broadcasts `values` from `root`: on return every rank holds root's array (the length is
     /// sent first, so the other ranks may pass any array, e.g. an empty one).
     public func broadcast<T: MPIScalar>(_ values: inout [T], root: Int = 0) throws {
-        try checkRoot(root)
-        var count = [Int64(values.count)]
-        try count.withUnsafeMutableBufferPointer { try broadcast($0, root: root) }
-        let n = Int(count[0])
-        if rank != root {
-            // Trivial element types: the storage is fully written by the broadcast below.
-            values = [T](unsafeUninitializedCapacity: n) { _, initialised in initialised = n }
+        try CollectiveProgress.tracked {
+            try checkRoot(root)
+            var count = [Int64(values.count)]
+            try count.withUnsafeMutableBufferPointer { try broadcast($0, root: root) }
+            let n = Int(count[0])
+            if rank != root {
+                // Trivial element types: the storage is fully written by the broadcast below.
+                values = [T](unsafeUninitializedCapacity: n) { _, initialised in initialised = n }
+            }
+            try values.withUnsafeMutableBufferPointer { try broadcast($0, root: root) }
         }
-        try values.withUnsafeMutableBufferPointer { try broadcast($0, root: root) }
     }
 
     /// Broadcasts a string (as UTF-8) from `root`; returns root's string on every rank.
@@ -243,41 +263,43 @@ public final class Communicator: @unchecked Sendable {
     /// The lengths are exchanged first with `MPI_Allgather`, so that every rank agrees on whether
     /// the total fits MPI's 32-bit `MPI_Gatherv` displacements before anyone enters it.
     public func gatherBytes(_ bytes: [UInt8], root: Int = 0) throws -> [[UInt8]]? {
-        try checkRoot(root)
-        var myCount = Int64(bytes.count)
-        var counts = [Int64](repeating: 0, count: size)
-        try counts.withUnsafeMutableBufferPointer { all in
-            try MPIError.check(
-                MPI_Allgather(&myCount, 1, cmpi_int64(), all.baseAddress, 1, cmpi_int64(), handle),
-                "MPI_Allgather(lengths)")
-        }
-        let total = counts.reduce(0, +)
-        guard total <= Int64(Int32.max) else { throw DistributedError.gatherTooLarge(totalBytes: Int(total)) }
+        try CollectiveProgress.tracked { () throws -> [[UInt8]]? in
+            try checkRoot(root)
+            var myCount = Int64(bytes.count)
+            var counts = [Int64](repeating: 0, count: size)
+            try counts.withUnsafeMutableBufferPointer { all in
+                try MPIError.check(
+                    MPI_Allgather(&myCount, 1, cmpi_int64(), all.baseAddress, 1, cmpi_int64(), handle),
+                    "MPI_Allgather(lengths)")
+            }
+            let total = counts.reduce(0, +)
+            guard total <= Int64(Int32.max) else { throw DistributedError.gatherTooLarge(totalBytes: Int(total)) }
 
-        let recvCounts = counts.map { Int32($0) }
-        var displacements = [Int32](repeating: 0, count: size)
-        for r in 1 ..< max(size, 1) { displacements[r] = displacements[r - 1] + recvCounts[r - 1] }
-        var received = [UInt8](repeating: 0, count: rank == root ? Int(total) : 0)
+            let recvCounts = counts.map { Int32($0) }
+            var displacements = [Int32](repeating: 0, count: size)
+            for r in 1 ..< max(size, 1) { displacements[r] = displacements[r - 1] + recvCounts[r - 1] }
+            var received = [UInt8](repeating: 0, count: rank == root ? Int(total) : 0)
 
-        try bytes.withUnsafeBufferPointer { send in
-            try received.withUnsafeMutableBufferPointer { recv in
-                // Zero-length buffers have no base address; MPI still needs a valid pointer.
-                var dummy: UInt8 = 0
-                try withUnsafeMutablePointer(to: &dummy) { dummyPointer in
-                    let sendPointer = UnsafeRawPointer(send.baseAddress ?? UnsafePointer(dummyPointer))
-                    let recvPointer = UnsafeMutableRawPointer(recv.baseAddress ?? dummyPointer)
-                    try MPIError.check(
-                        MPI_Gatherv(sendPointer, Int32(bytes.count), cmpi_byte(),
-                                    recvPointer, recvCounts, displacements, cmpi_byte(),
-                                    Int32(root), handle),
-                        "MPI_Gatherv(\(bytes.count) bytes)")
+            try bytes.withUnsafeBufferPointer { send in
+                try received.withUnsafeMutableBufferPointer { recv in
+                    // Zero-length buffers have no base address; MPI still needs a valid pointer.
+                    var dummy: UInt8 = 0
+                    try withUnsafeMutablePointer(to: &dummy) { dummyPointer in
+                        let sendPointer = UnsafeRawPointer(send.baseAddress ?? UnsafePointer(dummyPointer))
+                        let recvPointer = UnsafeMutableRawPointer(recv.baseAddress ?? dummyPointer)
+                        try MPIError.check(
+                            MPI_Gatherv(sendPointer, Int32(bytes.count), cmpi_byte(),
+                                        recvPointer, recvCounts, displacements, cmpi_byte(),
+                                        Int32(root), handle),
+                            "MPI_Gatherv(\(bytes.count) bytes)")
+                    }
                 }
             }
-        }
-        guard rank == root else { return nil }
-        return (0 ..< size).map { r in
-            let start = Int(displacements[r])
-            return Array(received[start ..< start + Int(recvCounts[r])])
+            guard rank == root else { return nil }
+            return (0 ..< size).map { r in
+                let start = Int(displacements[r])
+                return Array(received[start ..< start + Int(recvCounts[r])])
+            }
         }
     }
 

@@ -14,7 +14,7 @@ struct MPISelfTestCommand: ParsableCommand {
         abstract: "Self-tests of the MPI layer (for the test suite).",
         discussion: """
             Cases: allreduce N | broadcast | gather | errors | fail-rank R | unagreed-fail-rank R | crash-rank R |
-            allreduce-timing MB
+            allreduce-timing MB | stall-rank R | busy-rank R (these two run the watchdog with --watchdog-seconds)
             """,
         shouldDisplay: false
     )
@@ -25,10 +25,12 @@ struct MPISelfTestCommand: ParsableCommand {
         case unagreedFailRank = "unagreed-fail-rank"
         case crashRank = "crash-rank"
         case allreduceTiming = "allreduce-timing"
+        case stallRank = "stall-rank"
+        case busyRank = "busy-rank"
 
         var needsValue: Bool {
             switch self {
-            case .allreduce, .failRank, .unagreedFailRank, .crashRank, .allreduceTiming: true
+            case .allreduce, .failRank, .unagreedFailRank, .crashRank, .allreduceTiming, .stallRank, .busyRank: true
             case .broadcast, .gather, .errors: false
             }
         }
@@ -45,6 +47,9 @@ struct MPISelfTestCommand: ParsableCommand {
 
     @Option(help: "Repetitions averaged by allreduce-timing.")
     var repetitions: Int = 5
+
+    @Option(help: "The watchdog's bound for stall-rank and busy-rank (seconds).")
+    var watchdogSeconds: Double = 2
 
     func validate() throws {
         if selfTest.needsValue, value == nil {
@@ -70,6 +75,8 @@ struct MPISelfTestCommand: ParsableCommand {
             case .unagreedFailRank: try tests.unagreedFailRank(value ?? 0)
             case .crashRank: try tests.crashRank(value ?? 0)
             case .allreduceTiming: try tests.allreduceTiming(megabytes: value ?? 0, repetitions: repetitions)
+            case .stallRank: try tests.stallRank(value ?? 0, watchdogSeconds: watchdogSeconds)
+            case .busyRank: try tests.busyRank(value ?? 0, watchdogSeconds: watchdogSeconds)
             }
         }
     }
@@ -324,6 +331,46 @@ struct MPISelfTests {
         }
         try comm.barrier()
         report("crash-rank \(who): FAIL (barrier completed without rank \(victim))")
+    }
+
+    // MARK: watchdog
+
+    /// Rank `victim` stays alive but makes no progress (it sleeps, as in a read from a hung file system)
+    /// while the others wait in a barrier: the watchdog must name it and abort the job.
+    func stallRank(_ victim: Int, watchdogSeconds: Double) throws {
+        try checkRank(victim, "stall-rank")
+        try Watchdog.start(comm, floorSeconds: watchdogSeconds)
+        if rank == victim {
+            report("stall-rank \(who): sleeping")
+            sleep(UInt32(min(3600, 20 * watchdogSeconds)))
+        }
+        try comm.barrier()
+        report("stall-rank \(who): FAIL (the watchdog did not end the job)")
+    }
+
+    /// Rank `victim` computes (uses CPU) for 3 × the watchdog's bound while the others wait in a barrier:
+    /// a working rank must not be taken for a hung one, so the job completes.
+    func busyRank(_ victim: Int, watchdogSeconds: Double) throws {
+        try checkRank(victim, "busy-rank")
+        try Watchdog.start(comm, floorSeconds: watchdogSeconds)
+        if rank == victim {
+            let start = Date()
+            var x = 1.0
+            while Date().timeIntervalSince(start) < 3 * watchdogSeconds {
+                for i in 0 ..< 100_000 { x = x * 1.000_000_1 + Double(i & 1) * 1e-9 }
+            }
+            if x == 0 { report("unreachable") }
+        }
+        try comm.barrier()
+        report("busy-rank \(who): OK")
+    }
+
+    private func checkRank(_ r: Int, _ name: String) throws {
+        try comm.agree {
+            guard r < size else {
+                throw SelfTestError(description: "\(name) \(r): no such rank in a job of \(size)", exitStatus: .usage)
+            }
+        }
     }
 
     // MARK: timing

@@ -170,6 +170,9 @@ struct RefineOptions: ParsableArguments {
     @Flag(name: .customLong("dry-run"), help: "Check the inputs, print the predicted time per iteration, and stop.")
     var dryRun = false
 
+    @Option(name: .customLong("watchdog_seconds"), help: "Abort the job when a rank stops progressing (no heartbeat, or a collective waited for it) for this long; the bound grows to 5 × the longest iteration. 0: no watchdog.")
+    var watchdogSeconds: Double = 120
+
     /// Checks that need no file: the option-level rules of spec §2.2.
     func validateCombinations() throws {
         func bad(_ message: String) -> ValidationError { ValidationError(message) }
@@ -204,6 +207,7 @@ struct RefineOptions: ParsableArguments {
         if incrSize < 0 { throw bad("--incr_size must not be negative (got \(incrSize))") }
         if let n = consensusIter, n < 0 { throw bad("--consensus_iter must not be negative (got \(n))") }
         if eps < 0 { throw bad("--eps must not be negative (got \(eps))") }
+        if !(watchdogSeconds >= 0) { throw bad("--watchdog_seconds must be 0 (off) or a positive number of seconds (got \(watchdogSeconds))") }
         let fixedModes = [dontAlign ? "--dont_align" : nil, dontRotate ? "--dont_rotate" : nil, onlyAverage ? "--only_average" : nil].compactMap { $0 }
         if fixedModes.count > 1 { throw bad("\(fixedModes.joined(separator: " and ")) cannot be combined: choose one") }
         if dontAlign && angSearch > 0 { throw bad("--dont_align keeps every orientation fixed: --ang_search makes no sense with it") }

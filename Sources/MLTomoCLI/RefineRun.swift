@@ -23,6 +23,8 @@ struct RefineRun {
     func execute() throws {
         StopRequest.install()
         let o = options
+        // Before the first collective of the run, so that a rank hanging anywhere after it is noticed.
+        try Watchdog.start(communicator, floorSeconds: o.watchdogSeconds)
         let inputs = try communicator.agree { try RefineInputs.load(o) }
         let engineOptions = try communicator.agree { try makeEngineOptions(inputs) }
         let setup = try communicator.agree { try makeSetup(engineOptions, inputs) }
@@ -35,6 +37,24 @@ struct RefineRun {
                                     hasMissingData: !inputs.regions.isEmpty)
         try communicator.agree { if rank == 0 { try outputs.checkDirectory() } }
         logSummary(inputs, setup)
+        let total = inputs.images.count
+        let mine = partition(count: total, ranks: communicator.size, rank: rank)
+        // The runtime's own footprint (Swift, Open MPI, HDF5, FFTW), before any image is loaded: peak RSS
+        // is judged against this plus the data's budget.
+        let baselineRSS = Self.peakRSSMiB()
+        let budget = MemoryBudget(dim: setup.dim, classes: engineOptions.nref, localImages: mine.count, threads: o.thr,
+                                  rotationPadding: engineOptions.rotationPadding)
+        // Before loading (and in a dry run): refuse a run that cannot fit, with the figures and the fix.
+        let memory = try communicator.agree {
+            try MemoryCheck.judge(MemoryCheck(runtimeBytes: Int(baselineRSS * 1_048_576), budget: budget),
+                                  communicator: communicator, dim: setup.dim) { d in
+                guard d / 2 >= 4 else { return nil }
+                let largest = (total + communicator.size - 1) / communicator.size
+                return Int(baselineRSS * 1_048_576) + MemoryBudget(dim: d / 2, classes: engineOptions.nref, localImages: largest,
+                                                                   threads: o.thr, rotationPadding: engineOptions.rotationPadding).total
+            }
+        }
+        if let memory { log.info("\(memory)") }
         if o.dryRun {
             // Only rank 0 reports, so only rank 0 times the kernels.
             if rank == 0 {
@@ -45,13 +65,6 @@ struct RefineRun {
             return
         }
 
-        let total = inputs.images.count
-        let mine = partition(count: total, ranks: communicator.size, rank: rank)
-        // The runtime's own footprint (Swift, Open MPI, HDF5, FFTW), before any image is loaded: peak RSS
-        // is judged against this plus the data's budget.
-        let baselineRSS = Self.peakRSSMiB()
-        let budget = MemoryBudget(dim: setup.dim, classes: engineOptions.nref, localImages: mine.count, threads: o.thr,
-                                  rotationPadding: engineOptions.rotationPadding)
         var clock = Stopwatch()
         let particles = try communicator.agree { try loadParticles(mine, inputs: inputs, refinement: refinement, focus: focus) }
         log.info("loaded \(total) subtomograms over \(communicator.size) rank(s) in \(formatDuration(clock.restart()))")
@@ -98,6 +111,7 @@ struct RefineRun {
         if first > last { log.info("nothing to do: iteration \(model.iteration) is already the last (--iter \(o.iter))") }
         for it in first ... max(first, last) where it <= last {
             let iterationClock = Stopwatch()
+            Watchdog.setIteration(it)
             // Inside an agreement: a rank whose E-step fails meets the others at the agreement that
             // AgreeingReducer holds before the sums, and every rank stops with its message.
             let (computed, local, computedStatistics) = try communicator.agree {
@@ -148,9 +162,11 @@ struct RefineRun {
                     logged.write = clock.seconds
                     // Written last: the log doc names the other files and carries the time it took to write them.
                     try outputs.logDoc(iteration: it, statistics: statistics, timing: logged).write(to: outputs.base(it) + "_log.doc")
+                    StopRequest.noteComplete("--restart \(outputs.base(it))")
                 }
             }
             iterationSeconds.append(iterationClock.seconds)
+            Watchdog.noteIterationSeconds(iterationClock.seconds)
             lastStatistics = statistics
             reportProgress(it, last: last, statistics: statistics, timing: timing, seconds: iterationSeconds)
             if statistics.converged {
@@ -414,15 +430,43 @@ struct AgreeingReducer: Reducer {
 
 /// SIGTERM / SIGUSR1 (Slurm's warning before a time limit, `scancel --signal`): finish the current
 /// iteration, write it, and stop with a message saying how to resume.
+///
+/// mpirun also sends SIGTERM to the surviving ranks before it kills them when one rank died: rank 0's
+/// handler therefore prints, at once, the `--restart` argument of the last iteration whose files are
+/// complete, which is all a user needs if the job ends before the current iteration does.
 enum StopRequest {
     nonisolated(unsafe) private static var flag: sig_atomic_t = 0
+    /// Two preallocated message buffers: the writer fills the one the handler is not reading, then flips
+    /// `active` (an async-signal-safe handoff; the handler only calls write(2)).
+    nonisolated(unsafe) private static var buffers: [UnsafeMutablePointer<CChar>] = []
+    nonisolated(unsafe) private static var lengths: [Int] = [0, 0]
+    nonisolated(unsafe) private static var active: sig_atomic_t = -1
+    private static let capacity = 8192
 
     static func install() {
-        signal(SIGTERM) { _ in StopRequest.flag = 1 }
+        buffers = [UnsafeMutablePointer<CChar>.allocate(capacity: capacity), UnsafeMutablePointer<CChar>.allocate(capacity: capacity)]
+        signal(SIGTERM) { _ in
+            StopRequest.flag = 1
+            let index = Int(StopRequest.active)
+            if index >= 0 { _ = write(2, StopRequest.buffers[index], StopRequest.lengths[index]) }
+        }
         signal(SIGUSR1) { _ in StopRequest.flag = 1 }
     }
 
     static var isSet: Bool { flag != 0 }
+
+    /// Called (rank 0) once every file of an iteration is on disk; `restart` is its `--restart …` argument.
+    static func noteComplete(_ restart: String) {
+        guard buffers.count == 2 else { return }
+        let text = Array(("ml_tomo: SIGTERM: the run stops after the current iteration; if the job ends before that, "
+            + "the last complete iteration on disk resumes with the same command plus \(restart)\n").utf8.prefix(capacity))
+        let next = active == 0 ? 1 : 0
+        text.withUnsafeBufferPointer { bytes in
+            UnsafeMutableRawPointer(buffers[next]).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        }
+        lengths[next] = text.count
+        active = sig_atomic_t(next)
+    }
 }
 
 /// The run stopped cleanly on request; the exit status says so (75, EX_TEMPFAIL: "try again").

@@ -72,6 +72,46 @@ import Glibc
         }
     }
 
+    /// kill -9 of one rank (rank 1 only, as when a node dies) during iteration 3: mpirun ends the job within
+    /// seconds, rank 0 prints the exact `--restart` argument of the last complete iteration (mpirun sends it
+    /// SIGTERM before killing it), the files of that iteration are complete, and resuming from it ends with
+    /// the same files as a run never interrupted.
+    @Test func killNineOfOneRankPrintsTheRestartArgumentAndResumesIdentically() async throws {
+        let ws = try Workspace("restart-kill-rank")
+        try await ws.simulate("data", particles: 12, size: 24, classes: 2, snr: 1)
+        let data = ws.file("data")
+        let cut = ws.file("cut/x")
+        let killer = Task { () -> Date? in
+            guard await RunFiles.waitForFile(cut + "_it000002_log.doc", timeout: 600),
+                  let pid = RunFiles.rankProcess(1, also: cut) else { return nil }
+            kill(pid, SIGKILL)
+            return Date()
+        }
+        let interrupted = try await ProcessRunner.mpirun(ranks: 2, arguments(oroot: cut), currentDirectory: data, timeout: 900)
+        let ended = Date()
+        let killedAt = await killer.value
+        try #require(killedAt != nil, "the run never reached iteration 2, or rank 1 was not found: \(interrupted)")
+        print("kill -9 of rank 1 → job ended after \(String(format: "%.2f", ended.timeIntervalSince(killedAt!))) s")
+        #expect(interrupted.status != 0, "\(interrupted)")
+        #expect(ended.timeIntervalSince(killedAt!) < 15, "\(interrupted)")
+        #expect(!ws.exists("cut/x.doc"), "the kill came too late: the run had already finished")
+        // The last iteration whose log doc (written last) exists; the message names exactly it.
+        let done = (1 ... 5).filter { ws.exists("cut/x_it\(String(format: "%06d", $0))_log.doc") }.max() ?? 0
+        #expect(done >= 2 && done < 5, "\(interrupted)")
+        let restart = "\(cut)_it\(String(format: "%06d", done))"
+        #expect(RunFiles.count("resumes with the same command plus --restart \(restart)\n", in: interrupted.stderr) == 1,
+                "the message must name --restart \(restart): \(interrupted)")
+        #expect(!ws.files(under: "cut").contains { $0.contains(".tmp.") }, "a temporary file was left behind")
+
+        let resumed = try await ProcessRunner.mpirun(ranks: 2, arguments(oroot: cut) + ["--restart", restart],
+                                                     currentDirectory: data, timeout: 900)
+        try #require(resumed.status == 0, "\(resumed)")
+        #expect(resumed.combinedOutput.contains("resuming after iteration \(done)"), "\(resumed)")
+        let full = try await ProcessRunner.mpirun(ranks: 2, arguments(oroot: ws.file("full/x")), currentDirectory: data, timeout: 900)
+        try #require(full.status == 0, "\(full)")
+        try expectSameResult(ws.file("full/x"), cut)
+    }
+
     @Test func sigusr1StopsAfterTheCurrentIterationWithStatus75AndTheRestartArgument() async throws {
         let ws = try Workspace("restart-usr1")
         try await ws.simulate("data", particles: 12, size: 24, classes: 2, snr: 1)

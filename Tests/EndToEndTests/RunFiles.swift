@@ -146,6 +146,15 @@ enum RunFiles {
         return out
     }
 
+    /// PID of the MPI rank `rank` of a running job whose command line contains `also` (the rank's
+    /// environment holds `OMPI_COMM_WORLD_RANK`, which mpirun itself does not have).
+    static func rankProcess(_ rank: Int, also: String) -> pid_t? {
+        processes(containing: "ml_tomo", also: also).first { pid in
+            guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return false }
+            return raw.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "OMPI_COMM_WORLD_RANK=\(rank)" }
+        }
+    }
+
     /// Process group of `pid` (field 5 of /proc/pid/stat).
     static func processGroup(_ pid: pid_t) -> pid_t? {
         guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }

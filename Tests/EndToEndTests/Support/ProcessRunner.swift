@@ -104,9 +104,11 @@ enum ProcessRunner {
     static let mpirunPath = "/usr/bin/mpirun"
 
     /// Runs `ml_tomo arguments` on `ranks` MPI processes of this machine.
+    /// `environment` entries are added to mpirun's environment, which the ranks of this machine inherit.
     static func mpirun(
         ranks: Int,
         _ arguments: [String],
+        environment: [String: String] = [:],
         currentDirectory: String? = nil,
         timeout: Double = 120,
         sourceLocation: SourceLocation = #_sourceLocation
@@ -115,7 +117,7 @@ enum ProcessRunner {
         let launcher = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "\(ranks)", binary]
         return try await run(
             mpirunPath, launcher + arguments,
-            environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"],
+            environment: environment.merging(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]) { _, b in b },
             currentDirectory: currentDirectory, timeout: timeout, sourceLocation: sourceLocation)
     }
 
