@@ -246,9 +246,12 @@ public struct ParticleList: Equatable, Sendable {
             throw FormatError(.missingLabel, file: file,
                               "RELION needs the pixel size (origins are in Å): give --angpix")
         }
+        // RELION 3.1 refuses an optics table without voltage, Cs and amplitude contrast, even for 3D images
+        // whose CTF comes from rlnCtfImage (where they are not used): nominal values are written.
         var optics = MetaDataTable(name: "optics", labels: ["rlnOpticsGroupName", "rlnOpticsGroup", "rlnImagePixelSize",
-                                                            "rlnImageDimensionality"])
-        var row: [MetaDataValue] = [.string("opticsGroup1"), .int(1), .real(pixelSize), .int(3)]
+                                                            "rlnImageDimensionality", "rlnVoltage", "rlnSphericalAberration",
+                                                            "rlnAmplitudeContrast"])
+        var row: [MetaDataValue] = [.string("opticsGroup1"), .int(1), .real(pixelSize), .int(3), .real(300), .real(2.7), .real(0.1)]
         if let boxSize {
             optics.addColumn("rlnImageSize", fill: .int(0))
             row.append(.int(boxSize))
@@ -339,5 +342,20 @@ extension RelionStarFile {
             return try particles.double(label, row: row)
         }
         return nil
+    }
+}
+
+extension ParticleList {
+    /// `-i particles.star`: a RELION 3.1/4/5 particle file as the image table of a refinement (`_image`,
+    /// angles and shifts in our convention, `_ref` from `_rlnClassNumber`, `_missingRegionNumber` from
+    /// `_mltomoMissingRegionNumber`). nil when `path` is not a `.star` file with RELION particles.
+    public static func relionImageTable(_ path: String) throws -> MetaDataTable? {
+        guard (path as NSString).pathExtension.lowercased() == "star" else { return nil }
+        let file = try MetaDataFile.read(path, applyAliases: false)
+        guard file.blocks.contains(where: { $0.has("rlnImageName") }) else { return nil }
+        let list = try readRelion(path)
+        var table = list.xmippTable()
+        table.source = path
+        return table
     }
 }
