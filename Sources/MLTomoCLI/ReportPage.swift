@@ -73,7 +73,7 @@ enum ReportPage {
     /// guide lines (the FSC thresholds).
     static func chart(title: String, xLabel: String, yLabel: String, series: [(String, [(Double, Double)])],
                       guides: [Double] = []) -> Node<HTML.BodyContext> {
-        let width = 420.0, height = 260.0, left = 64.0, right = 12.0, top = 28.0, bottom = 44.0
+        let width = 430.0, height = 260.0, left = 76.0, right = 12.0, top = 28.0, bottom = 44.0
         let points = series.flatMap(\.1).filter { $0.0.isFinite && $0.1.isFinite }
         var (x0, x1) = (points.map(\.0).min() ?? 0, points.map(\.0).max() ?? 1)
         var (y0, y1) = (points.map(\.1).min() ?? 0, points.map(\.1).max() ?? 1)
@@ -92,8 +92,8 @@ enum ReportPage {
             svgElement("line", ["x1": f(left), "y1": f(height - bottom), "x2": f(width - right), "y2": f(height - bottom), "stroke": "#444"]),
             svgElement("line", ["x1": f(left), "y1": f(top), "x2": f(left), "y2": f(height - bottom), "stroke": "#444"]),
             svgElement("text", ["x": f((left + width - right) / 2), "y": f(height - 8), "text-anchor": "middle"], text: xLabel),
-            svgElement("text", ["x": "14", "y": f((top + height - bottom) / 2), "text-anchor": "middle",
-                                "transform": "rotate(-90 14 \(f((top + height - bottom) / 2)))"], text: yLabel),
+            svgElement("text", ["x": "12", "y": f((top + height - bottom) / 2), "text-anchor": "middle",
+                                "transform": "rotate(-90 12 \(f((top + height - bottom) / 2)))"], text: yLabel),
         ]
         for t in xt {
             nodes.append(svgElement("line", ["x1": f(px(t)), "y1": f(height - bottom), "x2": f(px(t)), "y2": f(height - bottom + 4), "stroke": "#444"]))
