@@ -9,8 +9,8 @@ ARCH_FLAGS := -Xswiftc -target-cpu -Xswiftc haswell -Xcc -march=x86-64-v3
 RELEASE := -c release $(ARCH_FLAGS)
 BIN_DIR = $(shell $(SWIFT) build $(RELEASE) --show-bin-path 2>/dev/null)
 APT_PACKAGES := libopenmpi-dev openmpi-bin libfftw3-dev libfftw3-mpi-dev libhdf5-dev hdf5-tools \
-                pkg-config python3 python3-pip
-PY_PACKAGES := mrcfile starfile h5py xmipp-metadata numpy
+                pkg-config python3 python3-pip relion
+PY_PACKAGES := mrcfile starfile h5py xmipp-metadata numpy dynamotable emfile eulerangles
 # mpirun as root (CI, containers) must be allowed explicitly.
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
@@ -28,11 +28,11 @@ deps:
 	  echo "deps: installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@python3 -c "import mrcfile, starfile, h5py, xmipp_metadata, numpy" 2>/dev/null || \
+	@python3 -c "import mrcfile, starfile, h5py, xmipp_metadata, numpy, dynamotable, emfile, eulerangles" 2>/dev/null || \
 	  { echo "deps: installing Python readers ($(PY_PACKAGES))"; \
 	    python3 -m pip install -q $(PY_PACKAGES) 2>/dev/null || \
 	    python3 -m pip install -q --break-system-packages $(PY_PACKAGES); \
-	    python3 -c "import mrcfile, starfile, h5py, xmipp_metadata, numpy"; }
+	    python3 -c "import mrcfile, starfile, h5py, xmipp_metadata, numpy, dynamotable, emfile, eulerangles"; }
 
 build: deps
 	$(SWIFT) build $(RELEASE) --product ml_tomo

@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.5.0"),
+        // HTML of `ml_tomo report` (escaping and structure by a library, not string concatenation).
+        .package(url: "https://github.com/JohnSundell/Plot.git", from: "0.14.0"),
     ],
     targets: [
         // C shims over the system libraries (module.modulemap + shim.h, no unsafe flags).
@@ -44,6 +46,7 @@ let package = Package(
             "Volumes", "Formats", "Engine", "Distributed", "Simulation", "CMalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Plot", package: "Plot"),
         ]),
 
         .testTarget(name: "VolumesTests", dependencies: ["Volumes"]),

@@ -40,7 +40,8 @@ public struct RelionStarFile: Equatable, Sendable {
         }
         out.path = path
         for t in [out.optics, out.particles].compactMap({ $0 }) {
-            if let bad = t.labels.first(where: { !$0.hasPrefix("rln") }) {
+            // `_mltomo…` labels are this program's own per-particle columns (see ParticleList).
+            if let bad = t.labels.first(where: { !$0.hasPrefix("rln") && !$0.hasPrefix("mltomo") }) {
                 throw FormatError(.unknownLabel, file: path, line: t.blockLine > 0 ? t.blockLine : nil,
                                   "label _\(bad) in block data_\(t.name) is not a RELION label (_rln...)")
             }

@@ -14,7 +14,7 @@ struct MLTomo: ParsableCommand {
             Run under MPI with `mpirun -np R ml_tomo ...` or `srun --mpi=pmix ml_tomo ...`.
             """,
         version: MLTomoVersion.string,
-        subcommands: [RefineCommand.self, SimulateCommand.self, EvaluateCommand.self, BenchCommand.self, DoctorCommand.self,
+        subcommands: [RefineCommand.self, SimulateCommand.self, EvaluateCommand.self, ConvertCommand.self, NormalizeCommand.self, ReportCommand.self, BenchCommand.self, DoctorCommand.self,
                       MPISelfTestCommand.self],
         defaultSubcommand: RefineCommand.self
     )

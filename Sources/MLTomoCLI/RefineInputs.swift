@@ -132,7 +132,7 @@ struct RefineInputs: Sendable {
             for k in 1 ... count { table.appendRow([.string(count == 1 ? path : "\(k)@\(path)")]) }
             return (table, nil)
         }
-        let table = try MetaDataFile.readTable(path).removingDisabledRows()
+        let table = try (ParticleList.relionImageTable(path) ?? MetaDataFile.readTable(path)).removingDisabledRows()
         try table.require(["image"])
         return (table, MetaDataFile.splitBlockSpec(path).path)
     }

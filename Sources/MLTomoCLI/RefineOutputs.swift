@@ -14,6 +14,8 @@ struct RefineOutputs {
     let originalDim: Int
     let workingDim: Int
     let hasMissingData: Bool
+    /// The `--missing` regions, for the RELION wedge masks (RefineRelionOutput.swift).
+    var regions: [MissingRegion] = []
 
     /// `<oroot>_itNNNNNN`, or `<oroot>` for the final files (iteration nil).
     func base(_ iteration: Int?) -> String {
@@ -80,6 +82,7 @@ struct RefineOutputs {
                         logLikelihood: statistics?.logLikelihood ?? 0)
         try referenceDoc(iteration: iteration, model: model, results: results).write(to: base(iteration) + "_ref.doc")
         try imageDoc(images: images, results: results).write(to: base(iteration) + ".doc")
+        try writeRelion(iteration: iteration, images: images, results: results)
         if let iteration, let statistics, let timing {
             try logDoc(iteration: iteration, statistics: statistics, timing: timing).write(to: base(iteration) + "_log.doc")
         }

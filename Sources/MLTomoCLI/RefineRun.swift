@@ -34,7 +34,7 @@ struct RefineRun {
         let refinement = Refinement(setup: setup, residualScale: focus?.residualScale ?? 1)
         let outputs = RefineOutputs(oroot: o.oroot, commandLine: CommandLine.arguments.joined(separator: " "),
                                     pixelSize: o.pixelSize, originalDim: inputs.originalDim, workingDim: setup.dim,
-                                    hasMissingData: !inputs.regions.isEmpty)
+                                    hasMissingData: !inputs.regions.isEmpty, regions: inputs.regions)
         try communicator.agree { if rank == 0 { try outputs.checkDirectory() } }
         logSummary(inputs, setup)
         let total = inputs.images.count
