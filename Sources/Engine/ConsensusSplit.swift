@@ -31,9 +31,12 @@ public enum ConsensusSplit {
     ///   - particles: the local particles, in the box of `setup` (possibly Fourier-cropped).
     ///   - poses: their consensus results (orientation, shift in original pixels), same order.
     ///   - consensus: the consensus reference in the box of `setup`.
+    ///   - radius: the shells (of the box of `setup`) the consensus supports; only they are compared.
+    ///     Beyond it the residuals are the interpolation error of the rotation, orientation-dependent,
+    ///     and whitening would make those many components the main direction of variation.
     ///   - totalImages: N over all ranks (scores are exchanged by global index).
     public static func classes(particles: [Particle], poses: [ParticleResult], consensus: Volume,
-                               setup: RefinementSetup, classes k: Int, totalImages: Int, seed: UInt64,
+                               setup: RefinementSetup, radius: Int, classes k: Int, totalImages: Int, seed: UInt64,
                                reducer: any Reducer) throws -> [Int] {
         guard poses.count == particles.count else {
             throw EngineError("the consensus split needs one pose per particle (\(poses.count) for \(particles.count))")
@@ -44,6 +47,8 @@ public enum ConsensusSplit {
         let c = consensus.fourierTransform().data
         let shellOf = shells(dim: d)
         let weight = setup.multiplicity
+        var inside = setup.resolution.binary
+        for j in 0 ..< nh where Int(shellOf[j]) > radius { inside[j] = 0 }
 
         // Residuals in the reference frame, on measured components within the resolution mask.
         var residuals: [[Complex<Float>]] = []
@@ -56,14 +61,14 @@ public enum ConsensusSplit {
             var m = [Float](repeating: 0, count: nh)
             m.withUnsafeMutableBufferPointer { setup.fillReferenceFrameMask(region: p.region, rotation: a, into: $0) }
             var e = [Complex<Float>](repeating: .zero, count: nh)
-            for j in 0 ..< nh where m[j] > 0.5 && setup.resolution.binary[j] > 0 {
+            for j in 0 ..< nh where m[j] > 0.5 && inside[j] > 0 {
                 m[j] = 1
                 e[j] = y[j] - c[j]
                 let q = Int(shellOf[j])
                 noise[q] += Double(weight[j]) * Double(e[j].lengthSquared)
                 noise[h + 1 + q] += Double(weight[j])
             }
-            for j in 0 ..< nh where !(m[j] == 1 && setup.resolution.binary[j] > 0) { m[j] = 0 }
+            for j in 0 ..< nh where !(m[j] == 1 && inside[j] > 0) { m[j] = 0 }
             residuals.append(e)
             masks.append(m)
         }
@@ -80,7 +85,7 @@ public enum ConsensusSplit {
         let components = max(1, k - 1)
         var scores = [[Double]](repeating: [Double](repeating: 0, count: components), count: particles.count)
         for comp in 0 ..< components {
-            var v = randomStart(count: nh, mask: setup.resolution.binary, seed: seed, component: comp)
+            var v = randomStart(count: nh, mask: inside, seed: seed, component: comp)
             var a = [Double](repeating: 0, count: particles.count)
             for _ in 0 ..< iterations {
                 for i in particles.indices { a[i] = projection(residuals[i], masks[i], v, weight) }
@@ -162,7 +167,7 @@ public enum ConsensusSplit {
     /// K-means on score vectors, started from the K groups of equal size along the first score (its
     /// quantiles: robust to the outliers a farthest-point start picks), then Lloyd iterations until
     /// nothing moves.
-    static func kMeans(_ points: [[Double]], clusters k: Int) -> [Int] {
+    public static func kMeans(_ points: [[Double]], clusters k: Int) -> [Int] {
         let n = points.count
         guard n > 0, k > 1 else { return [Int](repeating: 0, count: n) }
         let dims = points[0].count

@@ -31,7 +31,11 @@ public struct Refinement: Sendable {
 
     /// The starting model: references, fractions (nil: uniform), σ = `--noise`, σ_off = `--offset`
     /// in working pixels; applies the start-up regularisation when `istart` = 1 (spec §8.7).
-    public func initialModel(references: [Volume], fractions: [Double]? = nil) throws -> Model {
+    /// - Parameter given: the references are the user's (`--ref`), not generated from the data: the
+    ///   resolution-limited mode then starts at `--ini_high` or, without it, at the full radius. Starting
+    ///   low would throw away what the user's map knows: on a pseudo-symmetric object the low-resolution
+    ///   E-step picks symmetry mates and never leaves them (measured in `EngineTests`).
+    public func initialModel(references: [Volume], fractions: [Double]? = nil, given: Bool = false) throws -> Model {
         let o = setup.options
         guard !references.isEmpty else { throw EngineError("no references") }
         guard references.allSatisfy({ $0.isCubic && $0.nx == setup.dim }) else {
@@ -48,6 +52,9 @@ public struct Refinement: Sendable {
         var m = Model(references: references, fractions: alpha, sigmaNoise: o.noise,
                       sigmaOffset: setup.initialSigmaOffset, iteration: o.istart - 1)
         m.fsc = [[Double]](repeating: [Double](repeating: 0, count: setup.dim / 2 + 1), count: references.count)
+        if given && o.usesResolutionLimit {
+            m.currentRadius = o.initialHighResolution > 0 ? setup.initialRadius : setup.radiusCap
+        }
         if o.istart == 1 {
             MStep.regularise(&m, setup: setup, iteration: 0, totalImages: 0)
         } else {
@@ -131,7 +138,8 @@ public struct Refinement: Sendable {
                 var total = [Double(particles.count)]
                 try reducer.sumInPlace(&total)
                 let classOf = try ConsensusSplit.classes(particles: workParticles, poses: previous,
-                                                         consensus: eModel.references[0], setup: work, classes: k,
+                                                         consensus: eModel.references[0], setup: work,
+                                                         radius: radius, classes: k,
                                                          totalImages: Int(total[0]), seed: o.seed, reducer: reducer)
                 partition = (k, classOf)
             } else {
@@ -177,7 +185,7 @@ public struct Refinement: Sendable {
 
     /// The radius of the next iteration: the last shell before any live class's half-set FSC falls
     /// below `fscThreshold`, plus `radiusIncrement`, never smaller than the current one, at most the cap.
-    func nextRadius(after m: Model, radius: Int) -> Int {
+    public func nextRadius(after m: Model, radius: Int) -> Int {
         var supported = 0
         for c in 0 ..< m.classCount where m.fractions[c] > 0 {
             let curve = m.fsc[c]

@@ -146,8 +146,10 @@ struct RefineOptions: ParsableArguments {
     var iniFilter = false
 
     // MARK: Added by this program
-    @Flag(name: .customLong("classic"), help: "The original's computation: full resolution, imputation of the missing region, references from random subsets in random orientations (see DEVIATIONS.md).")
+    @Flag(name: .customLong("classic"), help: "The original's computation: full resolution, imputation of the missing region, references from random subsets in random orientations (the default for now; see DEVIATIONS.md).")
     var classic = false
+    @Flag(name: .customLong("map"), help: "Resolution-limited MAP refinement: the likelihood starts at --ini_high and grows with the half-set FSC, the Wiener update replaces imputation, and --nref K classes start from a split of an aligned consensus (see DEVIATIONS.md). Opt-in until it is validated on every data set of the test suite.")
+    var map = false
 
     @Option(name: .customLong("tau2_fudge"), help: "Regularisation T of the resolution-limited (MAP) reference update: larger trusts the data more.")
     var tau2Fudge: Double = 2
@@ -176,6 +178,7 @@ struct RefineOptions: ParsableArguments {
     /// Checks that need no file: the option-level rules of spec §2.2.
     func validateCombinations() throws {
         func bad(_ message: String) -> ValidationError { ValidationError(message) }
+        if classic && map { throw bad("--classic and --map are mutually exclusive: give one of them") }
         switch (nref, ref) {
         case (nil, nil):
             if !onlyAverage { throw bad("give --nref <K> (references generated from random subsets) or --ref <file>") }

@@ -246,7 +246,7 @@ struct RefineRun {
         e.keepAngles = o.keepAngles
         e.filter = o.filter
         e.iniFilter = o.iniFilter
-        e.classic = o.classic
+        e.classic = !o.map
         e.tau2Fudge = o.tau2Fudge
         e.initialHighResolution = o.iniHigh
         e.resolutionIncrement = o.incrSize
@@ -308,7 +308,7 @@ struct RefineRun {
                 let volumes = try inputs.referenceLocators.map { try VolumeIO.readCubic($0.description, box: inputs.originalDim) }
                 return try InitialReferences.prepare(loaded: volumes, setup: setup)
             }
-            return try communicator.agree { try refinement.initialModel(references: prepared.references, fractions: inputs.referenceWeights) }
+            return try communicator.agree { try refinement.initialModel(references: prepared.references, fractions: inputs.referenceWeights, given: true) }
         }
         if options.onlyAverage {
             let zero = Volume(dim: setup.dim)
