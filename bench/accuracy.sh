@@ -4,11 +4,13 @@
 # row per case. Cases come from the environment so that a run can be small or the whole matrix:
 #
 #   SNRS="1 0.3 0.1 0.05 0.03 0.01"  COUNTS="200 400"  RADII="7 4.5"  CLASSES=2
-#   ITER=10  ANG=15  bench/accuracy.sh > bench/results/accuracy.md
+#   ITER=10  ANG=15  EXTRA=--map  bench/accuracy.sh > bench/results/accuracy.md
+#
+# RELION's column on the same data: bench/relion-compare.sh DATADIR OUTDIR (DATADIR = $WORK/k…).
 #
 # Data: the 80S ribosome map (EMD-3883, 64³ at 8.66 Å/px) from the zarr-particle-tools source
 # distribution on PyPI, Fourier-resized to 32³ (17.32 Å/px); classes 2…K lack a sphere of radius r
-# at a dense place 0.25 × box from the centre (a subunit or factor at the periphery); ±60° wedge_y;
+# at a dense place DISTANCE × box from the centre (default 0.25: a subunit or factor at the periphery); ±60° wedge_y;
 # shifts σ = 1.5 px. `RIBOSOME=/path/map.mrc` skips the download.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,7 @@ echo "|---|---|---|---|---|---|---|---|---|---|"
 for r in $RADII; do for n in $COUNTS; do for snr in $SNRS; do
   data="$WORK/k${CLASSES}-n$n-snr$snr-r$r"
   rm -rf "$data"
-  "$BIN" simulate "$data" --phantom "$RIBOSOME" --remove-sphere "$r" --sphere-distance 0.25 --particles "$n" \
+  "$BIN" simulate "$data" --phantom "$RIBOSOME" --remove-sphere "$r" --sphere-distance "${DISTANCE:-0.25}" --particles "$n" \
       --size 32 --classes "$CLASSES" --snr "$snr" --missing wedge_y --tilt-range 60 --shift-sigma 1.5 \
       --seed "$SEED" --pixel-size 17.32 > "$data.simulate.log" 2>&1
   start=$(date +%s.%N)
