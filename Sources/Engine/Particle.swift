@@ -81,18 +81,9 @@ public struct Particle: Sendable {
             volume = volume.translated(by: input.shift)
         }
         if setup.dim != setup.originalDim { volume = volume.fourierResized(to: setup.dim) }
-        var f = volume.fourierTransform().data
-        let mask = setup.imageFrameMasks[regionIndex]
-        let weights = setup.parsevalWeights[regionIndex]
-        var energy = 0.0
-        for j in 0 ..< f.count {
-            f[j] = f[j].multiplied(by: mask[j])
-            energy += Double(weights[j]) * Double(f[j].lengthSquared)
-        }
         let k = setup.options.nref
         globalIndex = input.globalIndex
-        spectrum = f
-        xi2 = energy * Double(setup.dim * setup.dim * setup.dim)
+        (spectrum, xi2) = Self.masked(volume.fourierTransform().data, setup: setup, region: regionIndex)
         region = regionIndex
         regionNumber = setup.hasMissingData ? regionIndex + 1 : 0
         inputAngles = input.angles
@@ -106,15 +97,22 @@ public struct Particle: Sendable {
     public func cropped(to cropped: RefinementSetup, from d: Int) -> Particle {
         let dc = cropped.dim
         if dc == d { return self }
-        var f = windowedHalfSpectrum(spectrum, from: d, to: dc)
-        let mask = cropped.imageFrameMasks[region]
-        let weights = cropped.parsevalWeights[region]
+        let (f, energy) = Self.masked(windowedHalfSpectrum(spectrum, from: d, to: dc), setup: cropped, region: region)
+        return Particle(copying: self, spectrum: f, xi2: energy)
+    }
+
+    /// F ⊙ M_I^region and its energy Ξ² = V·Σ w|F|² (Parseval weights of the half-complex layout).
+    static func masked(_ spectrum: [Complex<Float>], setup: RefinementSetup,
+                       region: Int) -> (spectrum: [Complex<Float>], xi2: Double) {
+        var f = spectrum
+        let mask = setup.imageFrameMasks[region]
+        let weights = setup.parsevalWeights[region]
         var energy = 0.0
         for j in 0 ..< f.count {
             f[j] = f[j].multiplied(by: mask[j])
             energy += Double(weights[j]) * Double(f[j].lengthSquared)
         }
-        return Particle(copying: self, spectrum: f, xi2: energy * Double(dc * dc * dc))
+        return (f, energy * Double(setup.dim * setup.dim * setup.dim))
     }
 
     private init(copying p: Particle, spectrum: [Complex<Float>], xi2: Double) {
