@@ -102,9 +102,11 @@ public enum EStep {
     ///   - partition: when given, the model must have one class; every image is aligned to it and its
     ///     posterior goes to the sums of class `classOf[i]` among `classes` (used once, to split a
     ///     consensus into classes that share its frame).
-    public static func run(setup: RefinementSetup, model: Model, particles: [Particle],
-                           previous: [ParticleResult]?, iteration: Int,
-                           partition: (classes: Int, classOf: [Int])? = nil) throws -> EStepOutput {
+    ///   - restriction: pass 2 of the adaptive search: the triples its pass 1 kept.
+    static func run(setup: RefinementSetup, model: Model, particles: [Particle],
+                    previous: [ParticleResult]?, iteration: Int,
+                    partition: (classes: Int, classOf: [Int])? = nil,
+                    restriction: SearchRestriction? = nil) throws -> EStepOutput {
         let d = setup.dim
         let k = model.classCount
         if let partition {
@@ -119,25 +121,9 @@ public enum EStep {
             throw EngineError("the model's references must be \(d)³ (working box)")
         }
         let o = setup.options
-        let plan = SearchPlan.make(setup: setup, particles: particles, previous: previous, iteration: iteration)
-        // maxCC searches every shift of the box (spec §7), ML the σ_offset window (§6.2).
-        let window = o.maxCC
-            ? ShiftWindow.make(dim: d, sigmaOffset: Double(d), limitTrans: -1, onlyZero: o.dontAlign || o.onlyAverage)
-            : ShiftWindow.make(dim: d, sigmaOffset: model.sigmaOffset, limitTrans: o.limitTrans,
-                               onlyZero: o.dontAlign || o.onlyAverage)
-        let rotators: [FourierRotator?] = o.onlyAverage ? [FourierRotator?](repeating: nil, count: k)
-            : model.references.enumerated().map { (c, ref) in
-                model.fractions[c] > 0 ? FourierRotator(reference: ref, padding: o.rotationPadding) : nil
-            }
-        let sigma2 = model.sigmaNoise * model.sigmaNoise
-        guard sigma2 > 0 || !o.usesMaximumLikelihood else {
-            throw EngineError("the noise σ is zero; use a positive --noise or do not fix it at 0")
-        }
-        let tables = Tables(setup: setup, model: model, particles: particles, plan: plan, window: window,
-                            rotators: rotators,
-                            logAlpha: model.fractions.map { $0 > 0 ? Foundation.log($0) : -Double.infinity },
-                            sigma2: sigma2,
-                            blockSize: max(1, plan.count / (slotCount * 4)))
+        let plan = SearchPlan.make(setup: setup, particles: particles, previous: previous, iteration: iteration,
+                                   restriction: restriction)
+        let tables = try makeTables(setup: setup, model: model, particles: particles, plan: plan)
 
         // Pass 1 (ML) or maxCC search: candidates per slot.
         var jobsByOrientation = [[WeightJob]](repeating: [], count: plan.count)
@@ -189,7 +175,7 @@ public enum EStep {
                     continue
                 }
                 let bestShift = o.dontAlign ? p.inputShift
-                    : -SIMD3<Double>(window.shiftBox[Int(best.bestShift)]) / setup.scaleFactor
+                    : -SIMD3<Double>(tables.window.shiftBox[Int(best.bestShift)]) / setup.scaleFactor
                 if maxCC {
                     // Hard assignment to the best (a, k, s) (spec §7); CC* is reported as max probability.
                     jobsByOrientation[Int(best.orientation)].append(
@@ -246,6 +232,57 @@ public enum EStep {
         sums = merge.result
         return EStepOutput(sums: sums, results: results, triples: triples, significantTriples: significant,
                            c2rSeconds: c2rSeconds, c2rCalls: c2rCalls)
+    }
+
+    /// The per-iteration tables of a search over `plan`.
+    static func makeTables(setup: RefinementSetup, model: Model, particles: [Particle], plan: SearchPlan) throws -> Tables {
+        let o = setup.options
+        let d = setup.dim
+        // maxCC searches every shift of the box (spec §7), ML the σ_offset window (§6.2).
+        let window = o.maxCC
+            ? ShiftWindow.make(dim: d, sigmaOffset: Double(d), limitTrans: -1, onlyZero: o.dontAlign || o.onlyAverage)
+            : ShiftWindow.make(dim: d, sigmaOffset: model.sigmaOffset, limitTrans: o.limitTrans,
+                               onlyZero: o.dontAlign || o.onlyAverage)
+        let rotators: [FourierRotator?] = o.onlyAverage ? [FourierRotator?](repeating: nil, count: model.classCount)
+            : model.references.enumerated().map { (c, ref) in
+                model.fractions[c] > 0 ? FourierRotator(reference: ref, padding: o.rotationPadding) : nil
+            }
+        let sigma2 = model.sigmaNoise * model.sigmaNoise
+        guard sigma2 > 0 || !o.usesMaximumLikelihood else {
+            throw EngineError("the noise σ is zero; use a positive --noise or do not fix it at 0")
+        }
+        return Tables(setup: setup, model: model, particles: particles, plan: plan, window: window,
+                      rotators: rotators,
+                      logAlpha: model.fractions.map { $0 > 0 ? Foundation.log($0) : -Double.infinity },
+                      sigma2: sigma2,
+                      blockSize: max(1, plan.count / (slotCount * 4)))
+    }
+
+    // MARK: - Adaptive search, pass 1
+
+    /// Pass 1 of the adaptive search: every image against every orientation of `setup`'s (coarse) grid
+    /// and every live class. Returns, per image, the (orientation, class) samples within the
+    /// significance threshold of its best one with their log-weight (log Σ over shifts), and the
+    /// number of triples evaluated.
+    static func coarsePosteriors(setup: RefinementSetup, model: Model, particles: [Particle], iteration: Int) throws
+        -> (posteriors: [[(orientation: Int32, klass: Int32, logWeight: Double)]], triples: Int) {
+        let plan = SearchPlan.make(setup: setup, particles: particles, previous: nil, iteration: iteration)
+        let tables = try makeTables(setup: setup, model: model, particles: particles, plan: plan)
+        let grouping = OrderedFold<(perImage: [[Candidate]], triples: Int), SlotSearch>(
+            ([[Candidate]](repeating: [], count: particles.count), 0)) { acc, part in
+            acc.triples += part.triples
+            for c in part.candidates { acc.perImage[Int(c.image)].append(c) }
+        }
+        forEachSlot(slotCount, threads: setup.options.threads) { s in grouping.deliver(s, searchML(tables, slot: s)) }
+        let (perImage, triples) = grouping.result
+        let posteriors = perImage.map { cands -> [(orientation: Int32, klass: Int32, logWeight: Double)] in
+            guard let best = cands.map(\.maxLog).max() else { return [] }
+            let threshold = best + Foundation.log(significance)
+            return cands.filter { $0.maxLog > threshold }
+                .sorted { ($0.orientation, $0.klass) < ($1.orientation, $1.klass) }
+                .map { ($0.orientation, $0.klass, $0.logSum) }
+        }
+        return (posteriors, triples)
     }
 
     // MARK: - Pass 1 (ML)
@@ -368,11 +405,12 @@ public enum EStep {
                 if vis.isEmpty { continue }
                 rotateReferences(t, ws, orientation: a, classes: live)
                 for j in a2Done.indices { a2Done[j] = false }
-                for iv in vis {
+                let masks = t.plan.classMasks?[a]
+                for (v, iv) in vis.enumerated() {
                     let i = Int(iv)
                     let p = t.particles[i]
                     let lnN = Foundation.log(Double(t.plan.visitCount[i]))
-                    for c in live {
+                    for c in live where masks.map({ $0[v] & (UInt64(1) << UInt64(c)) != 0 }) ?? true {
                         let key = c * regionCount + p.region
                         if !a2Done[key] {
                             a2[key] = ws.a2(klass: c, weights: t.setup.parsevalWeights[p.region])

@@ -222,6 +222,8 @@ public struct IterationStatistics: Sendable, Equatable {
     /// (image, orientation, class) triples evaluated by this process, and how many were significant.
     public var triples: Int
     public var significantTriples: Int
+    /// Of `triples`, those of the adaptive search's coarse pass (0: one exhaustive pass).
+    public var coarseTriples: Int = 0
     /// Pass 1's c2r FFTs inside the E-step: summed wall time over threads, and their number.
     public var c2rSeconds: Double = 0
     public var c2rCalls: Int = 0

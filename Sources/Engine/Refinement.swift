@@ -8,10 +8,14 @@ public struct Refinement: Sendable {
     /// Factor from the residual energy the E-step measures to the energy over the whole box: V / Σ mask
     /// with a focus mask (`FocusMask.residualScale`), 1 otherwise. Applied by the M-step to σ².
     public var residualScale: Double = 1
+    /// The coarse grid of the two-pass search (nil: one exhaustive pass).
+    let coarseGrid: CoarseGrid?
 
     public init(setup: RefinementSetup, residualScale: Double = 1) {
         self.setup = setup
         self.residualScale = residualScale
+        coarseGrid = setup.options.usesAdaptiveSearch && setup.localSearch == nil
+            ? setup.sampling.flatMap { CoarseGrid(fine: $0) } : nil
     }
 
     /// Prepares the local particles (spec §6.3), in parallel over `options.threads`.
@@ -147,8 +151,13 @@ public struct Refinement: Sendable {
             }
         }
         let t0 = Date()
+        let restriction = try coarseGrid.map {
+            try coarsePass($0, radius: radius > 0 ? radius : setup.radiusCap,
+                           model: consensusPhase ? Self.consensus(of: model) : model,
+                           particles: particles, iteration: iteration)
+        }
         let e = try EStep.run(setup: work, model: eModel, particles: workParticles, previous: previous,
-                              iteration: iteration, partition: partition)
+                              iteration: iteration, partition: partition, restriction: restriction)
         let t1 = Date()
         var packed = e.sums.packed()
         try reducer.sumInPlace(&packed)
@@ -180,7 +189,25 @@ public struct Refinement: Sendable {
         stats.c2rCalls = e.c2rCalls
         stats.radius = radius
         stats.workingDim = dc
+        if let restriction {
+            stats.triples += restriction.coarseTriples
+            stats.coarseTriples = restriction.coarseTriples
+        }
         return (next, e.results, stats)
+    }
+
+    /// Pass 1 of the adaptive search: the coarse grid in the box cropped to the shells it resolves (at
+    /// most the current radius), and the fine triples it leaves for pass 2.
+    func coarsePass(_ coarse: CoarseGrid, radius: Int, model: Model, particles: [Particle],
+                    iteration: Int) throws -> SearchRestriction {
+        let d = setup.dim
+        let cd = setup.croppedDim(radius: min(radius, coarse.radius))
+        let cs = try setup.cropped(to: cd, sampling: coarse.sampling)
+        let cp = cd == d ? particles : particles.map { $0.cropped(to: cs, from: d) }
+        let (posteriors, triples) = try EStep.coarsePosteriors(setup: cs, model: model.resized(to: cd),
+                                                               particles: cp, iteration: iteration)
+        return SearchRestriction.make(coarse: coarse, posteriors: posteriors, classes: model.classCount,
+                                      fraction: setup.options.adaptiveFraction, coarseTriples: triples)
     }
 
     /// The radius of the next iteration: the last shell before any live class's half-set FSC falls

@@ -100,6 +100,12 @@ public struct RefinementOptions: Sendable, Equatable {
     /// Padding factor of the Fourier-space reference rotation (2 is accurate enough for trilinear
     /// interpolation of the padded spectrum).
     public var rotationPadding: Int = 2
+    /// Two-pass search (`--exhaustive` turns it off): a coarse pass on the grid of twice the step in a
+    /// box cropped to what that grid resolves, then the fine grid only around the coarse orientations
+    /// (and classes) that hold `adaptiveFraction` of each image's posterior.
+    public var adaptiveSearch: Bool = true
+    /// Posterior mass of the coarse pass kept for the fine pass (`--adaptive_fraction`).
+    public var adaptiveFraction: Double = 0.999
 
     public init() {}
 
@@ -118,6 +124,12 @@ public struct RefinementOptions: Sendable, Equatable {
     /// Whether E- and M-steps run resolution-limited with the MAP (Wiener) reference update: the
     /// default for maximum likelihood, off with `--classic`.
     public var usesResolutionLimit: Bool { !classic && usesMaximumLikelihood }
+
+    /// Whether this run searches in two passes: maximum likelihood over the exhaustive grid (local
+    /// searches, fixed orientations and maxCC keep their one-pass search).
+    public var usesAdaptiveSearch: Bool {
+        adaptiveSearch && usesMaximumLikelihood && !fixedOrientation && angSearch <= 0
+    }
 
     /// Whether the M-step imputes unmeasured Fourier components from the current reference.
     public var imputes: Bool { !dontImpute && usesMaximumLikelihood && !usesResolutionLimit }
@@ -147,6 +159,9 @@ public struct RefinementOptions: Sendable, Equatable {
         }
         if !(angularStep > 0) || angularStep > 42.3 {
             throw EngineError("--ang must be in (0, 42.3] degrees (got \(angularStep))")
+        }
+        if !(adaptiveFraction > 0 && adaptiveFraction <= 1) {
+            throw EngineError("--adaptive_fraction must be in (0, 1] (got \(adaptiveFraction))")
         }
         if psiSampling > 360 { throw EngineError("--psi_sampling must be at most 360 degrees (got \(psiSampling))") }
         if angSearch > 180 { throw EngineError("--ang_search must be at most 180 degrees (got \(angSearch))") }

@@ -151,14 +151,17 @@ public struct RefinementSetup: Sendable {
     /// The same run in a Fourier-cropped working box of side `dc` (≤ dim): masks, regions and
     /// orientations as here; `--maxres` becomes Nyquist of the smaller box (the caller keeps the radius
     /// under the real cap) and `--limit_trans` is rescaled to its pixels.
-    public func cropped(to dc: Int) throws -> RefinementSetup {
-        if dc == dim { return self }
+    /// With `sampling`, the run's grid is replaced (the coarse pass of the adaptive search).
+    public func cropped(to dc: Int, sampling replacement: AngularSampling? = nil) throws -> RefinementSetup {
+        if dc == dim && replacement == nil { return self }
         var o = options
-        o.dim = dc
-        o.maxres = 0.5
-        if o.limitTrans >= 0 { o.limitTrans *= Double(dc) / Double(dim) }
+        if dc != dim {
+            o.dim = dc
+            o.maxres = 0.5
+            if o.limitTrans >= 0 { o.limitTrans *= Double(dc) / Double(dim) }
+        }
         return try RefinementSetup(options: o, originalDim: originalDim, regions: regions, symmetry: symmetry,
-                                   sampling: sampling, localSearch: localSearch)
+                                   sampling: replacement ?? sampling, localSearch: localSearch)
     }
 
     /// σ_offset in working pixels from the `--offset` option (original pixels).

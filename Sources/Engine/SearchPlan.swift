@@ -11,6 +11,8 @@ struct SearchPlan: Sendable {
     var visitors: [[Int32]]?
     /// Number of orientations each image visits (the 1/n of the orientation prior).
     var visitCount: [Int]
+    /// Bit c set: class c is visited, per entry of `visitors` (nil: every live class).
+    var classMasks: [[UInt64]]? = nil
 
     var count: Int { angles.count }
 
@@ -19,8 +21,10 @@ struct SearchPlan: Sendable {
     /// - exhaustive: the (perturbed) grid for every image;
     /// - local search: candidates around each image's current best orientation (fix of §14.20),
     ///   or its input orientation before the first iteration.
+    /// - adaptive (pass 2): the fine grid restricted to `restriction`, with the prior 1/n of the whole
+    ///   grid (the orientations left out hold almost none of the posterior).
     static func make(setup: RefinementSetup, particles: [Particle], previous: [ParticleResult]?,
-                     iteration: Int) -> SearchPlan {
+                     iteration: Int, restriction: SearchRestriction? = nil) -> SearchPlan {
         let o = setup.options
         if o.fixedOrientation || setup.sampling == nil {
             let angles = particles.map(\.inputAngles)
@@ -35,6 +39,11 @@ struct SearchPlan: Sendable {
         }
         let angles = sampling.orientations.map(\.angles)
         let matrices = sampling.orientations.map(\.matrix)
+        if let restriction {
+            return SearchPlan(angles: angles, matrices: matrices, visitors: restriction.visitors,
+                              visitCount: [Int](repeating: angles.count, count: particles.count),
+                              classMasks: restriction.classMasks)
+        }
         guard let local = setup.localSearch else {
             return SearchPlan(angles: angles, matrices: matrices, visitors: nil,
                               visitCount: [Int](repeating: angles.count, count: particles.count))

@@ -163,6 +163,12 @@ struct RefineOptions: ParsableArguments {
     @Option(name: .customLong("consensus_iter"), help: ArgumentHelp("Reference-free classes: iterations refined as one consensus before it is split; default half of --iter (1 to 6).", valueName: "n"))
     var consensusIter: Int?
 
+    @Flag(name: .customLong("exhaustive"), help: "One pass over the whole orientation grid instead of the two-pass search (coarse grid of twice --ang in a cropped box, then --ang only around the coarse orientations that hold --adaptive_fraction of each particle's posterior).")
+    var exhaustive = false
+
+    @Option(name: .customLong("adaptive_fraction"), help: ArgumentHelp("Two-pass search: posterior mass of the coarse pass whose neighbourhood the fine pass searches.", valueName: "f"))
+    var adaptiveFraction: Double = 0.999
+
     @Option(name: .customLong("seed"), help: "Random seed: the same seed gives the same result on any number of ranks and threads.")
     var seed: UInt64 = 1
 
@@ -206,6 +212,7 @@ struct RefineOptions: ParsableArguments {
         if offset < 0 { throw bad("--offset must not be negative (got \(offset))") }
         if pixelSize <= 0 { throw bad("--pixel_size must be positive (got \(pixelSize))") }
         if !(tau2Fudge > 0) { throw bad("--tau2_fudge must be positive (got \(tau2Fudge))") }
+        if !(adaptiveFraction > 0 && adaptiveFraction <= 1) { throw bad("--adaptive_fraction must be in (0, 1] (got \(adaptiveFraction))") }
         if iniHigh < 0 { throw bad("--ini_high must not be negative (got \(iniHigh))") }
         if incrSize < 0 { throw bad("--incr_size must not be negative (got \(incrSize))") }
         if let n = consensusIter, n < 0 { throw bad("--consensus_iter must not be negative (got \(n))") }

@@ -251,6 +251,8 @@ struct RefineRun {
         e.initialHighResolution = o.iniHigh
         e.resolutionIncrement = o.incrSize
         e.consensusIterations = o.consensusIter
+        e.adaptiveSearch = !o.exhaustive
+        e.adaptiveFraction = o.adaptiveFraction
         try e.validate()
         return e
     }
