@@ -1,3 +1,4 @@
+import Distributed
 import Engine
 import Formats
 import Foundation
@@ -249,10 +250,20 @@ struct RefineInputs: Sendable {
     }
 }
 
-/// A problem with the inputs or options that the user must fix; printed as is.
-struct ValidationFailure: Error, CustomStringConvertible, LocalizedError {
+/// A problem with an input file that the user must fix (missing, unreadable, or inconsistent with the
+/// options or the other inputs); printed as is, exit status 65 (`ExitStatus.input`).
+struct ValidationFailure: Error, CustomStringConvertible, LocalizedError, ExitStatusProviding {
     let message: String
     init(_ message: String) { self.message = message }
     var description: String { message }
     var errorDescription: String? { message }
+    var exitStatus: ExitStatus { .input }
+
+    /// Runs `read` (the reading of input files), so that whatever it throws, including a reader's own
+    /// error, leaves as an input error with the same message.
+    static func reading<T>(_ read: () throws -> T) throws -> T {
+        do { return try read() } catch let error as any ExitStatusProviding { throw error } catch {
+            throw ValidationFailure((error as? any LocalizedError)?.errorDescription ?? String(describing: error))
+        }
+    }
 }

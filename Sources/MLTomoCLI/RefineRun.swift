@@ -25,11 +25,11 @@ struct RefineRun {
         let o = options
         // Before the first collective of the run, so that a rank hanging anywhere after it is noticed.
         try Watchdog.start(communicator, floorSeconds: o.watchdogSeconds)
-        let inputs = try communicator.agree { try RefineInputs.load(o) }
-        let engineOptions = try communicator.agree { try makeEngineOptions(inputs) }
-        let setup = try communicator.agree { try makeSetup(engineOptions, inputs) }
+        let inputs = try communicator.agree { try ValidationFailure.reading { try RefineInputs.load(o) } }
+        let engineOptions = try communicator.agree { try ValidationFailure.reading { try makeEngineOptions(inputs) } }
+        let setup = try communicator.agree { try ValidationFailure.reading { try makeSetup(engineOptions, inputs) } }
         let focus = try communicator.agree {
-            try inputs.focusMask.map { try FocusMask($0, setup: setup, name: "--mask \(o.mask ?? "")") }
+            try ValidationFailure.reading { try inputs.focusMask.map { try FocusMask($0, setup: setup, name: "--mask \(o.mask ?? "")") } }
         }
         let refinement = Refinement(setup: setup, residualScale: focus?.residualScale ?? 1)
         let outputs = RefineOutputs(oroot: o.oroot, commandLine: CommandLine.arguments.joined(separator: " "),
@@ -66,7 +66,9 @@ struct RefineRun {
         }
 
         var clock = Stopwatch()
-        let particles = try communicator.agree { try loadParticles(mine, inputs: inputs, refinement: refinement, focus: focus) }
+        let particles = try communicator.agree {
+            try ValidationFailure.reading { try loadParticles(mine, inputs: inputs, refinement: refinement, focus: focus) }
+        }
         log.info("loaded \(total) subtomograms over \(communicator.size) rank(s) in \(formatDuration(clock.restart()))")
 
         let reducer = AgreeingReducer(communicator)
@@ -74,7 +76,9 @@ struct RefineRun {
         var previous: [ParticleResult]?
         var allResults: [ParticleResult]
         if let restart = o.restart {
-            let (m, results) = try communicator.agree { try RestartState.read(prefix: restart, imageCount: total) }
+            let (m, results) = try communicator.agree {
+                try ValidationFailure.reading { try RestartState.read(prefix: restart, imageCount: total) }
+            }
             guard m.classCount == engineOptions.nref || o.nref == nil else {
                 throw ValidationFailure("--restart \(restart) has \(m.classCount) classes, --nref asks for \(engineOptions.nref)")
             }
@@ -203,54 +207,15 @@ struct RefineRun {
                           statistics: statistics, timing: nil, state: RestartState())
     }
 
-    /// Maps the command-line options onto the Engine's; K comes from `--nref` or the `--ref` volumes.
+    /// The Engine's options of this run: the command line's, with K from `--nref`, the `--ref` volumes or
+    /// (`--only_average`) the input classes, which are known only now.
     private func makeEngineOptions(_ inputs: RefineInputs) throws -> RefinementOptions {
-        let o = options
-        var e = RefinementOptions()
-        if o.onlyAverage {
+        var e = options.refinement
+        if options.onlyAverage {
             e.nref = max(1, (inputs.images.compactMap(\.classIndex).max() ?? 0) + 1)
         } else {
-            e.nref = o.nref ?? inputs.referenceLocators.count
+            e.nref = options.nref ?? inputs.referenceLocators.count
         }
-        e.istart = o.istart
-        e.iterations = o.iter
-        e.angularStep = o.ang
-        e.psiSampling = o.psiSampling
-        e.angSearch = o.angSearch
-        e.limitPsi = !o.dontLimitPsiRange
-        e.symmetry = o.sym
-        e.dim = o.dim
-        e.maxres = o.maxres
-        e.offset = o.offset
-        e.noise = o.noise
-        e.reg0 = o.reg0
-        e.regF = o.regF
-        e.regSteps = o.regSteps
-        e.imputeIterations = o.imputeIter
-        e.noimpThreshold = o.noimpThreshold
-        e.dontImpute = o.dontImpute
-        e.fixSigmaNoise = o.fixSigmaNoise
-        e.fixSigmaOffset = o.fixSigmaOffset
-        e.fixFractions = o.fixFractions
-        e.eps = o.eps
-        e.limitTrans = o.limitTrans
-        e.maxCC = o.maxCC
-        e.dontAlign = o.dontAlign
-        e.dontRotate = o.dontRotate
-        e.onlyAverage = o.onlyAverage
-        e.perturb = o.perturb
-        e.noSmallAngle = o.noSmallAngle
-        e.seed = o.seed
-        e.threads = o.thr
-        e.pixelSize = o.pixelSize
-        e.keepAngles = o.keepAngles
-        e.filter = o.filter
-        e.iniFilter = o.iniFilter
-        e.classic = !o.map
-        e.tau2Fudge = o.tau2Fudge
-        e.initialHighResolution = o.iniHigh
-        e.resolutionIncrement = o.incrSize
-        e.consensusIterations = o.consensusIter
         try e.validate()
         return e
     }
@@ -261,7 +226,7 @@ struct RefineRun {
         var local: (any OrientationCandidateSource)?
         if !e.fixedOrientation {
             let grid = try AngularSampling(angularStep: e.angularStep, psiStep: e.psiSampling, symmetry: symmetry,
-                                           tilt0: options.tilt0, tiltF: options.tiltF, smallAngle: !e.noSmallAngle)
+                                           tilt0: e.tilt0, tiltF: e.tiltF, smallAngle: !e.noSmallAngle)
             sampling = grid
             if e.angSearch > 0 { local = try LocalSearch(sampling: grid, radius: e.angSearch, limitPsi: e.limitPsi) }
         }
@@ -305,8 +270,10 @@ struct RefineRun {
         let setup = refinement.setup
         if !inputs.referenceLocators.isEmpty {
             let prepared = try communicator.agree {
-                let volumes = try inputs.referenceLocators.map { try VolumeIO.readCubic($0.description, box: inputs.originalDim) }
-                return try InitialReferences.prepare(loaded: volumes, setup: setup)
+                try ValidationFailure.reading {
+                    let volumes = try inputs.referenceLocators.map { try VolumeIO.readCubic($0.description, box: inputs.originalDim) }
+                    return try InitialReferences.prepare(loaded: volumes, setup: setup)
+                }
             }
             return try communicator.agree { try refinement.initialModel(references: prepared.references, fractions: inputs.referenceWeights, given: true) }
         }
@@ -474,5 +441,5 @@ struct InterruptedRun: Error, CustomStringConvertible, LocalizedError, ExitStatu
     let message: String
     var description: String { message }
     var errorDescription: String? { message }
-    var exitStatus: ExitStatus { ExitStatus(rawValue: 75) }
+    var exitStatus: ExitStatus { .interrupted }
 }
