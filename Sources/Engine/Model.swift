@@ -103,7 +103,7 @@ public struct Sums: Sendable, Equatable {
     /// All values as one flat array (scalars, class weights, image sums, wedge sums).
     public func packed() -> [Double] {
         var out = [Double]()
-        out.reserveCapacity(Self.packedCount(dim: dim, classCount: classCount))
+        out.reserveCapacity(Self.packedCount(dim: dim, classCount: classCount) + reducerTrailingCapacity)
         out.append(contentsOf: [sigmaNoiseSum, sigmaOffsetSum, maxProbabilitySum, logLikelihood, imageCount])
         out.append(contentsOf: classWeights)
         for s in imageSums { out.append(contentsOf: s) }
