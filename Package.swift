@@ -37,7 +37,7 @@ let package = Package(
             "Volumes",
             .product(name: "Numerics", package: "swift-numerics"),
         ], exclude: ["DEVIATIONS.md"]),
-        .target(name: "Distributed", dependencies: ["CMPI", "Engine"]),
+        .target(name: "Distributed", dependencies: ["CMPI", "Engine", "Volumes"]),
         .target(name: "Simulation", dependencies: [
             "Volumes", "Formats",
             .product(name: "Numerics", package: "swift-numerics"),
