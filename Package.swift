@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "VolumesTests", dependencies: ["Volumes"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Volumes"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Volumes"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Engine", "Volumes"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Formats", "Volumes"]),
         // Launches the built `ml_tomo` (mpirun with 1, 2, 3 ranks) and the Python readers.
         .testTarget(name: "EndToEndTests", dependencies: ["Formats", "Volumes"]),

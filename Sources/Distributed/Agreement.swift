@@ -84,14 +84,6 @@ extension Communicator {
         return try outcome.get()
     }
 
-    /// The `async` form of `agree(_:)`, for phases that run task groups.
-    public func agree<T>(_ work: () async throws -> T) async throws -> T {
-        let outcome: Result<T, any Error>
-        do { outcome = .success(try await work()) } catch { outcome = .failure(error) }
-        try agreeOnError(outcome.failure)
-        return try outcome.get()
-    }
-
     /// The agreement step on its own: every rank passes its local error (or `nil`); returns
     /// normally only if no rank failed, otherwise throws the same `CollectiveFailure` everywhere.
     ///

@@ -34,22 +34,6 @@ public enum MPIJob {
         }
     }
 
-    /// The `async` form of `run`, for `AsyncParsableCommand`s. MPI is initialised with
-    /// `MPI_THREAD_MULTIPLE` by default, so MPI calls may come from whatever thread a task runs on.
-    public static func run(
-        programName: String = "ml_tomo",
-        requiring threadLevel: ThreadLevel = .multiple,
-        _ body: (Communicator) async throws -> Void
-    ) async -> Never {
-        let comm = start(programName: programName, requiring: threadLevel)
-        do {
-            try await body(comm)
-            finish(comm, programName: programName, error: nil)
-        } catch {
-            finish(comm, programName: programName, error: error)
-        }
-    }
-
     private static func start(programName: String, requiring threadLevel: ThreadLevel) -> Communicator {
         do {
             return try Communicator.world(requiring: threadLevel)

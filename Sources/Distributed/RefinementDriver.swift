@@ -44,7 +44,9 @@ public enum RefinementEnd: Equatable, Sendable {
 /// overlaps its E-step) and a write error is reported in that same reduction. The M-step and the gather
 /// cannot fail on one rank only (they compute the same thing everywhere, or only move memory).
 public struct RefinementDriver {
-    public let communicator: Communicator
+    /// The ranks' collectives (`AgreeingReducer` over MPI, or `SingleProcessCollectives`); it also reads
+    /// this rank's stop request at each reduction.
+    public let collectives: any IterationCollectives
     public let refinement: Refinement
     /// This rank's particles (a contiguous block of global indices, `partition(count:ranks:rank:)`).
     public let particles: [Particle]
@@ -59,8 +61,8 @@ public struct RefinementDriver {
     /// One d³ complex-to-real FFT on one thread (rank 0's measurement), copied into the timing.
     public var fftSeconds: Double = 0
 
-    public init(communicator: Communicator, refinement: Refinement, particles: [Particle], totalImages: Int) {
-        self.communicator = communicator
+    public init(collectives: any IterationCollectives, refinement: Refinement, particles: [Particle], totalImages: Int) {
+        self.collectives = collectives
         self.refinement = refinement
         self.particles = particles
         self.totalImages = totalImages
@@ -91,20 +93,19 @@ public struct RefinementDriver {
 
     /// Runs iterations `first ... last` (none when `first > last`), then waits on rank 0 for the last
     /// files and calls `final` there (the final files), inside one agreement.
-    /// - Parameter stopRequested: this rank's stop flag, read at each reduction: a request that arrives
-    ///   during an E-step ends the run after that iteration, one that arrives later after the next.
+    /// A stop request is read at each reduction: one that arrives during an E-step ends the run after
+    /// that iteration, one that arrives later after the next.
     public func run(from start: Start, first: Int, last: Int, sink: some IterationSink,
-                    stopRequested: @escaping () -> Bool,
                     final: (Outcome) throws -> Void) throws -> Outcome {
-        let rank = communicator.rank
-        let reducer = AgreeingReducer(communicator, localStop: stopRequested)
+        let reducer = collectives
+        let rank = reducer.rank
         let writer = BackgroundWriter()
         var outcome = Outcome(model: start.model, results: start.results, lastStatistics: nil, end: .completed)
         var previous = start.previous
         var secondsSoFar: [Double] = []
         var pendingWriteSeconds = 0.0
-        let counts = (0 ..< communicator.size).map { r in
-            RankFigures.count + ResultCodec.doublesPerResult * partition(count: totalImages, ranks: communicator.size, rank: r).count
+        let counts = (0 ..< reducer.size).map { r in
+            RankFigures.count + ResultCodec.doublesPerResult * partition(count: totalImages, ranks: reducer.size, rank: r).count
         }
         var it = first
         while it <= last {
@@ -127,7 +128,7 @@ public struct RefinementDriver {
             } catch {
                 // Only a failure that every rank meets here (one that depends on the model alone) gets
                 // this far: a rank-local one is agreed inside the reduction.
-                try communicator.agreeOnError(error)
+                try reducer.agreeOnError(error)
                 throw error
             }
             outcome.model = adjustModel(computed.model)
@@ -135,7 +136,7 @@ public struct RefinementDriver {
             let figures = RankFigures(eStepSeconds: computed.statistics.timing.eStep, peakRSSMiB: ProcessMemory.peakRSSMiB(),
                                       baselineRSSMiB: baselineRSSMiB, budgetMiB: budgetMiB,
                                       statistics: computed.statistics)
-            let gathered = try communicator.gather(figures.values + ResultCodec.values(computed.results), counts: counts)
+            let gathered = try reducer.gather(figures.values + ResultCodec.values(computed.results), counts: counts)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - clock) * 1e-9
             secondsSoFar.append(seconds)
             Watchdog.noteIterationSeconds(seconds)
@@ -151,7 +152,7 @@ public struct RefinementDriver {
                 let largest = all.max { $0.peakRSSMiB < $1.peakRSSMiB }!
                 let timing = RankTiming(eStepMax: all.map(\.eStepSeconds).max()!, eStepMin: all.map(\.eStepSeconds).min()!,
                                         reduce: statistics.timing.reduce, mStep: statistics.timing.mStep,
-                                        write: pendingWriteSeconds, total: seconds, ranks: communicator.size,
+                                        write: pendingWriteSeconds, total: seconds, ranks: reducer.size,
                                         threads: refinement.setup.options.threads, peakRSSMiB: largest.peakRSSMiB,
                                         baselineRSSMiB: largest.baselineRSSMiB, budgetMiB: largest.budgetMiB,
                                         fftSeconds: fftSeconds)
@@ -173,7 +174,7 @@ public struct RefinementDriver {
             it += 1
         }
         let finished = outcome
-        try communicator.agree {
+        try reducer.agree {
             if rank == 0 {
                 try writer.wait()
                 try final(finished)

@@ -108,7 +108,8 @@ struct RefineRun {
 
         // The unit of the cost model (one d³ c2r FFT on one thread), measured here so that the floor in the
         // JSON lines comes from the same run as the timings.
-        var driver = RefinementDriver(communicator: communicator, refinement: refinement, particles: particles, totalImages: total)
+        var driver = RefinementDriver(collectives: AgreeingReducer(communicator, localStop: { StopRequest.isSet }),
+                                      refinement: refinement, particles: particles, totalImages: total)
         driver.fftSeconds = rank == 0 ? EngineBenchmark.fftSeconds(dim: setup.dim, repetitions: 100) : 0
         if let focus { driver.adjustModel = { focus.apply(to: $0) } }
         driver.baselineRSSMiB = baselineRSS
@@ -118,7 +119,7 @@ struct RefineRun {
         if first > last { log.info("nothing to do: iteration \(model.iteration) is already the last (--iter \(o.iter))") }
         let sink = RefineProgress(outputs: outputs, images: inputs.imageTable, log: log)
         let outcome = try driver.run(from: .init(model: model, previous: previous, results: allResults), first: first, last: last,
-                                     sink: sink, stopRequested: { StopRequest.isSet }) { end in
+                                     sink: sink) { end in
             try outputs.write(iteration: nil, model: end.model, results: end.results, images: inputs.imageTable,
                               statistics: end.lastStatistics, timing: nil, state: RestartState())
         }
