@@ -137,29 +137,6 @@ public struct Sums: Sendable, Equatable {
             at += vh
         }
     }
-
-    /// Element-wise addition (used to merge per-thread partial sums in a fixed order).
-    public mutating func add(_ other: Sums) {
-        precondition(other.dim == dim && other.classCount == classCount, "Sums shape mismatch")
-        for i in imageSums.indices {
-            imageSums[i].withUnsafeMutableBufferPointer { a in
-                other.imageSums[i].withUnsafeBufferPointer { b in
-                    for j in 0 ..< a.count { a[j] += b[j] }
-                }
-            }
-            wedgeSums[i].withUnsafeMutableBufferPointer { a in
-                other.wedgeSums[i].withUnsafeBufferPointer { b in
-                    for j in 0 ..< a.count { a[j] += b[j] }
-                }
-            }
-        }
-        for k in 0 ..< classCount { classWeights[k] += other.classWeights[k] }
-        sigmaNoiseSum += other.sigmaNoiseSum
-        sigmaOffsetSum += other.sigmaOffsetSum
-        maxProbabilitySum += other.maxProbabilitySum
-        logLikelihood += other.logLikelihood
-        imageCount += other.imageCount
-    }
 }
 
 /// The per-image outcome of one E-step (one row of the output docfile).
