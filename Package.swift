@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
 // ml_tomo: maximum-likelihood alignment and classification of subtomograms, MPI-distributed.
-// Layout and module rules: see ../shared/design/ARCHITECTURE.md (summarised in README.md).
+// Targets, what each owns and the dependencies that must never exist: docs/ARCHITECTURE.md.
 import Foundation
 import PackageDescription
 

@@ -4,7 +4,7 @@ import Formats
 import Foundation
 import Volumes
 
-/// Names and writes the files of a refinement (ARCHITECTURE.md, "Files a refinement writes"). Rank 0
+/// Names and writes the files of a refinement (README.md, "Files a refinement writes"). Rank 0
 /// only; every file is written atomically (temporary file + rename), so a run killed at any moment
 /// leaves each file either complete or absent.
 struct RefineOutputs {
