@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
 // ml_tomo: maximum-likelihood alignment and classification of subtomograms, MPI-distributed.
-// Layout and module rules: see ../shared/design/ARCHITECTURE.md (summarised in README.md).
+// Targets, what each owns and the dependencies that must never exist: docs/ARCHITECTURE.md.
 import Foundation
 import PackageDescription
 
@@ -37,7 +37,7 @@ let package = Package(
             "Volumes",
             .product(name: "Numerics", package: "swift-numerics"),
         ], exclude: ["DEVIATIONS.md"]),
-        .target(name: "Distributed", dependencies: ["CMPI", "Engine"]),
+        .target(name: "Distributed", dependencies: ["CMPI", "Engine", "Volumes"]),
         .target(name: "Simulation", dependencies: [
             "Volumes", "Formats",
             .product(name: "Numerics", package: "swift-numerics"),
@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "VolumesTests", dependencies: ["Volumes"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Volumes"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Volumes"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Engine", "Volumes"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Formats", "Volumes"]),
         // Launches the built `ml_tomo` (mpirun with 1, 2, 3 ranks) and the Python readers.
         .testTarget(name: "EndToEndTests", dependencies: ["Formats", "Volumes"]),

@@ -7,10 +7,17 @@ public struct ExitStatus: RawRepresentable, Hashable, Comparable, Sendable, Cust
 
     /// Normal completion.
     public static let success = ExitStatus(rawValue: 0)
-    /// A run-time failure: unreadable input, inconsistent data, an I/O error.
+    /// A run-time failure: an error writing the outputs, a numerical breakdown, MPI.
     public static let failure = ExitStatus(rawValue: 1)
-    /// The command line or its files were wrong (bad option value, missing file named by an option).
-    public static let usage = ExitStatus(rawValue: 2)
+    /// The command line is wrong: an unknown option, a bad value or combination of values (EX_USAGE, the
+    /// status the argument parser gives its own errors, so that every usage error has this one).
+    public static let usage = ExitStatus(rawValue: 64)
+    /// An input file named on the command line is missing, unreadable, or inconsistent with the options or
+    /// with the other inputs (EX_DATAERR).
+    public static let input = ExitStatus(rawValue: 65)
+    /// The run stopped on request (SIGTERM, SIGUSR1) after a complete iteration; resume with `--restart`
+    /// (EX_TEMPFAIL: "try again").
+    public static let interrupted = ExitStatus(rawValue: 75)
 
     public static func < (lhs: ExitStatus, rhs: ExitStatus) -> Bool { lhs.rawValue < rhs.rawValue }
     public var description: String { "\(rawValue)" }
@@ -73,14 +80,6 @@ extension Communicator {
     public func agree<T>(_ work: () throws -> T) throws -> T {
         let outcome: Result<T, any Error>
         do { outcome = .success(try work()) } catch { outcome = .failure(error) }
-        try agreeOnError(outcome.failure)
-        return try outcome.get()
-    }
-
-    /// The `async` form of `agree(_:)`, for phases that run task groups.
-    public func agree<T>(_ work: () async throws -> T) async throws -> T {
-        let outcome: Result<T, any Error>
-        do { outcome = .success(try await work()) } catch { outcome = .failure(error) }
         try agreeOnError(outcome.failure)
         return try outcome.get()
     }

@@ -303,6 +303,43 @@ public final class Communicator: @unchecked Sendable {
         }
     }
 
+    /// Gathers `values` from every rank to `root` in one `MPI_Gatherv`, when every rank already knows how
+    /// many values each rank sends (`counts[r]` for rank r; this rank's must equal `values.count`).
+    ///
+    /// Returns, on `root`, one array per rank in rank order; `nil` on the other ranks.
+    public func gather(_ values: [Double], counts: [Int], root: Int = 0) throws -> [[Double]]? {
+        try CollectiveProgress.tracked { () throws -> [[Double]]? in
+            try checkRoot(root)
+            precondition(counts.count == size && counts[rank] == values.count,
+                         "gather(_:counts:): rank \(rank) sends \(values.count) values, counts say \(counts)")
+            let total = counts.reduce(0, +)
+            guard total <= Int(Int32.max) else { throw DistributedError.gatherTooLarge(totalBytes: total * 8) }
+            let recvCounts = counts.map { Int32($0) }
+            var displacements = [Int32](repeating: 0, count: size)
+            for r in 1 ..< max(size, 1) { displacements[r] = displacements[r - 1] + recvCounts[r - 1] }
+            var received = [Double](repeating: 0, count: rank == root ? total : 0)
+            try values.withUnsafeBufferPointer { send in
+                try received.withUnsafeMutableBufferPointer { recv in
+                    // Zero-length buffers have no base address; MPI still needs a valid pointer.
+                    var dummy = 0.0
+                    try withUnsafeMutablePointer(to: &dummy) { dummyPointer in
+                        try MPIError.check(
+                            MPI_Gatherv(UnsafeRawPointer(send.baseAddress ?? UnsafePointer(dummyPointer)), Int32(values.count),
+                                        Double.mpiScalarKind.datatype,
+                                        UnsafeMutableRawPointer(recv.baseAddress ?? dummyPointer), recvCounts, displacements,
+                                        Double.mpiScalarKind.datatype, Int32(root), handle),
+                            "MPI_Gatherv(\(values.count) × Double)")
+                    }
+                }
+            }
+            guard rank == root else { return nil }
+            return (0 ..< size).map { r in
+                let start = Int(displacements[r])
+                return Array(received[start ..< start + counts[r]])
+            }
+        }
+    }
+
     /// Gathers one string per rank (as UTF-8) to `root`; `nil` on the other ranks.
     public func gather(_ string: String, root: Int = 0) throws -> [String]? {
         try gatherBytes(Array(string.utf8), root: root)?.map { String(decoding: $0, as: UTF8.self) }

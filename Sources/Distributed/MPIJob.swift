@@ -7,8 +7,8 @@ import Foundation
 /// collective operation. Error paths:
 /// - a phase fails on some ranks → its `agree` throws the same `CollectiveFailure` on every
 ///   rank; rank 0 prints its report once to stderr; all ranks finalise and exit with the agreed
-///   status (`ExitStatus.failure`, or `.usage` if a failing rank threw an `ExitStatusProviding`
-///   error such as `UsageError`);
+///   status (the largest `ExitStatus` among the failing ranks: `.failure` unless an error says
+///   otherwise through `ExitStatusProviding`);
 /// - an error escapes the body without agreement → the other ranks may already wait in a
 ///   collective that this rank will never enter, so agreeing now could hang or mismatch
 ///   collectives: the rank prints the error and calls `MPI_Abort`, which ends every rank;
@@ -28,22 +28,6 @@ public enum MPIJob {
         let comm = start(programName: programName, requiring: threadLevel)
         do {
             try body(comm)
-            finish(comm, programName: programName, error: nil)
-        } catch {
-            finish(comm, programName: programName, error: error)
-        }
-    }
-
-    /// The `async` form of `run`, for `AsyncParsableCommand`s. MPI is initialised with
-    /// `MPI_THREAD_MULTIPLE` by default, so MPI calls may come from whatever thread a task runs on.
-    public static func run(
-        programName: String = "ml_tomo",
-        requiring threadLevel: ThreadLevel = .multiple,
-        _ body: (Communicator) async throws -> Void
-    ) async -> Never {
-        let comm = start(programName: programName, requiring: threadLevel)
-        do {
-            try await body(comm)
             finish(comm, programName: programName, error: nil)
         } catch {
             finish(comm, programName: programName, error: error)
@@ -93,14 +77,6 @@ public enum MPIJob {
         guard Communicator.isInitialized, !Communicator.isFinalized else { return nil }
         return Communicator.worldRank()
     }
-}
-
-/// A problem with the command line or the files it names, found while running (e.g. a file
-/// only one rank tried to open). Agreement turns it into exit status 2 on every rank.
-public struct UsageError: Error, ExitStatusProviding, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-    public var exitStatus: ExitStatus { .usage }
 }
 
 /// What the MPI launcher tells a process before `MPI_Init`: used to print errors that happen

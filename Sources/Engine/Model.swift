@@ -103,7 +103,7 @@ public struct Sums: Sendable, Equatable {
     /// All values as one flat array (scalars, class weights, image sums, wedge sums).
     public func packed() -> [Double] {
         var out = [Double]()
-        out.reserveCapacity(Self.packedCount(dim: dim, classCount: classCount))
+        out.reserveCapacity(Self.packedCount(dim: dim, classCount: classCount) + reducerTrailingCapacity)
         out.append(contentsOf: [sigmaNoiseSum, sigmaOffsetSum, maxProbabilitySum, logLikelihood, imageCount])
         out.append(contentsOf: classWeights)
         for s in imageSums { out.append(contentsOf: s) }
@@ -136,29 +136,6 @@ public struct Sums: Sendable, Equatable {
             wedgeSums[i] = Array(values[at ..< at + vh])
             at += vh
         }
-    }
-
-    /// Element-wise addition (used to merge per-thread partial sums in a fixed order).
-    public mutating func add(_ other: Sums) {
-        precondition(other.dim == dim && other.classCount == classCount, "Sums shape mismatch")
-        for i in imageSums.indices {
-            imageSums[i].withUnsafeMutableBufferPointer { a in
-                other.imageSums[i].withUnsafeBufferPointer { b in
-                    for j in 0 ..< a.count { a[j] += b[j] }
-                }
-            }
-            wedgeSums[i].withUnsafeMutableBufferPointer { a in
-                other.wedgeSums[i].withUnsafeBufferPointer { b in
-                    for j in 0 ..< a.count { a[j] += b[j] }
-                }
-            }
-        }
-        for k in 0 ..< classCount { classWeights[k] += other.classWeights[k] }
-        sigmaNoiseSum += other.sigmaNoiseSum
-        sigmaOffsetSum += other.sigmaOffsetSum
-        maxProbabilitySum += other.maxProbabilitySum
-        logLikelihood += other.logLikelihood
-        imageCount += other.imageCount
     }
 }
 

@@ -112,7 +112,8 @@ public struct Refinement: Sendable {
     /// - Parameters:
     ///   - iteration: iteration number (istart…iter).
     ///   - previous: last iteration's results for the same local particles (centres of local searches).
-    ///   - reducer: sums the partial sums across processes (one call; the consensus split adds its own).
+    ///   - reducer: sums the partial sums across processes (one call, which also carries a failed E-step;
+    ///     the consensus split adds its own).
     public func runIteration(_ iteration: Int, model: Model, particles: [Particle], previous: [ParticleResult]?,
                              reducer: any Reducer) throws -> (model: Model, results: [ParticleResult],
                                                                statistics: IterationStatistics) {
@@ -151,16 +152,24 @@ public struct Refinement: Sendable {
             }
         }
         let t0 = Date()
-        let restriction = try coarseGrid.map {
-            try coarsePass($0, radius: radius > 0 ? radius : setup.radiusCap,
-                           model: consensusPhase ? Self.consensus(of: model) : model,
-                           particles: particles, iteration: iteration)
+        // Both passes of the search inside the Result: a failure in either joins the reduction.
+        var restriction: SearchRestriction?
+        let eStep = Result { () throws -> EStepOutput in
+            restriction = try coarseGrid.map {
+                try coarsePass($0, radius: radius > 0 ? radius : setup.radiusCap,
+                               model: consensusPhase ? Self.consensus(of: model) : model,
+                               particles: particles, iteration: iteration)
+            }
+            return try EStep.run(setup: work, model: eModel, particles: workParticles, previous: previous,
+                                 iteration: iteration, partition: partition, restriction: restriction)
         }
-        let e = try EStep.run(setup: work, model: eModel, particles: workParticles, previous: previous,
-                              iteration: iteration, partition: partition, restriction: restriction)
         let t1 = Date()
-        var packed = e.sums.packed()
-        try reducer.sumInPlace(&packed)
+        // A process whose E-step failed still joins the reduction (with zero sums of the same shape), so
+        // that every process learns of the failure there instead of waiting for it.
+        var packed = (try? eStep.get())?.sums.packed()
+            ?? Sums(dim: dc, classCount: partition?.classes ?? eModel.classCount).packed()
+        try reducer.sumInPlace(&packed, localFailure: eStep.error)
+        let e = try eStep.get()
         let sums = try Sums(unpacking: packed, dim: dc, classCount: e.sums.classCount)
         let t2 = Date()
         var (next, reseeded) = splitting
@@ -245,5 +254,13 @@ extension Model {
         m.fsc = fsc.map(fit)
         m.ssnr = ssnr.map(fit)
         return m
+    }
+}
+
+extension Result {
+    /// The error of a failed result, nil for a success.
+    var error: Failure? {
+        if case let .failure(error) = self { return error }
+        return nil
     }
 }

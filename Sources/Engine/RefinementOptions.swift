@@ -1,4 +1,5 @@
 import Foundation
+import Volumes
 
 /// A problem the Engine cannot continue from: bad option combinations, inconsistent inputs, or a
 /// numerical breakdown. The message names the option or input at fault.
@@ -28,6 +29,9 @@ public struct RefinementOptions: Sendable, Equatable {
     public var angSearch: Double = -1
     /// Restrict psi to ±angSearch of the current psi during local searches (off with `--dont_limit_psirange`).
     public var limitPsi: Bool = true
+    /// Range of tilt angles of the sampled directions (`--tilt0`, `--tiltF`), degrees.
+    public var tilt0: Double = 0
+    public var tiltF: Double = 180
     /// Point group name (`--sym`), e.g. "c1".
     public var symmetry: String = "c1"
     /// Working box size d (`--dim`); −1 means the original size.
@@ -151,43 +155,54 @@ public struct RefinementOptions: Sendable, Equatable {
         return max(regF, reg0 - Double(it) * (reg0 - regF) / steps)
     }
 
-    /// Rejects impossible or contradictory settings with a message naming the option(s).
+    /// Every rule on the values of the options (spec §2.2 and the rules this program adds), in one place:
+    /// the command line calls this once it has built the options, so a rule written here fires from the
+    /// CLI and from any other caller alike. The message names the option(s) as the user spells them.
+    /// Rules about files (which of `--nref`/`--ref` is given, `--restart`, `--mask`) are the CLI's.
     public func validate() throws {
-        if nref < 1 { throw EngineError("--nref must be at least 1 (got \(nref))") }
-        if iterations < istart && !onlyAverage {
-            throw EngineError("--iter (\(iterations)) must not be smaller than --istart (\(istart))")
+        func bad(_ message: String) -> EngineError { EngineError(message) }
+        if nref < 1 { throw bad("--nref must be at least 1 (got \(nref))") }
+        if istart < 1 { throw bad("--istart must be at least 1 (got \(istart))") }
+        if iterations < istart { throw bad("--iter (\(iterations)) must not be smaller than --istart (\(istart))") }
+        if !(maxres > 0 && maxres <= 0.5) { throw bad("--maxres must lie in (0, 0.5] cycles/pixel (got \(maxres))") }
+        if dim != -1 && dim < 4 { throw bad("--dim must be at least 4 (got \(dim)), or -1 for the original size") }
+        if threads < 1 { throw bad("--thr must be at least 1 (got \(threads))") }
+        if !(angularStep > 0) { throw bad("--ang must be positive (got \(angularStep))") }
+        if angularStep > 42.3 { throw bad("--ang \(angularStep) is too coarse: the direction grid needs --ang <= 42.3 degrees") }
+        if psiSampling > 360 { throw bad("--psi_sampling must be at most 360 degrees (got \(psiSampling))") }
+        if angSearch > 180 { throw bad("--ang_search must not exceed 180 degrees (got \(angSearch))") }
+        if !(0 <= tilt0 && tilt0 <= tiltF && tiltF <= 180) {
+            throw bad("--tilt0 and --tiltF must satisfy 0 <= tilt0 <= tiltF <= 180 (got \(tilt0), \(tiltF))")
         }
-        if !(angularStep > 0) || angularStep > 42.3 {
-            throw EngineError("--ang must be in (0, 42.3] degrees (got \(angularStep))")
+        if reg0 < 0 || regF < 0 { throw bad("--reg0 and --regF must not be negative") }
+        if regF > reg0 { throw bad("--regF (\(regF)) must not be larger than --reg0 (\(reg0))") }
+        if regSteps < 1 { throw bad("--reg_steps must be at least 1 (got \(regSteps))") }
+        if imputeIterations < 1 { throw bad("--impute_iter must be at least 1 (got \(imputeIterations))") }
+        if noimpThreshold < 0 { throw bad("--noimp_threshold must not be negative (got \(noimpThreshold))") }
+        if !(noise > 0) || !noise.isFinite { throw bad("--noise must be positive (got \(noise))") }
+        if !(offset >= 0) || !offset.isFinite { throw bad("--offset must not be negative (got \(offset))") }
+        if !(pixelSize > 0) { throw bad("--pixel_size must be positive (got \(pixelSize))") }
+        if !(tau2Fudge > 0) || !tau2Fudge.isFinite { throw bad("--tau2_fudge must be positive (got \(tau2Fudge))") }
+        if !(initialHighResolution >= 0) || !initialHighResolution.isFinite {
+            throw bad("--ini_high must not be negative (got \(initialHighResolution))")
         }
         if !(adaptiveFraction > 0 && adaptiveFraction <= 1) {
-            throw EngineError("--adaptive_fraction must be in (0, 1] (got \(adaptiveFraction))")
+            throw bad("--adaptive_fraction must be in (0, 1] (got \(adaptiveFraction))")
         }
-        if psiSampling > 360 { throw EngineError("--psi_sampling must be at most 360 degrees (got \(psiSampling))") }
-        if angSearch > 180 { throw EngineError("--ang_search must be at most 180 degrees (got \(angSearch))") }
+        if resolutionIncrement < 0 { throw bad("--incr_size must not be negative (got \(resolutionIncrement))") }
+        if let n = consensusIterations, n < 0 { throw bad("--consensus_iter must not be negative (got \(n))") }
+        if !(eps >= 0) { throw bad("--eps must not be negative (got \(eps))") }
+        let fixedModes = [dontAlign ? "--dont_align" : nil, dontRotate ? "--dont_rotate" : nil,
+                          onlyAverage ? "--only_average" : nil].compactMap { $0 }
+        if fixedModes.count > 1 { throw bad("\(fixedModes.joined(separator: " and ")) cannot be combined: choose one") }
+        if dontAlign && angSearch > 0 { throw bad("--dont_align keeps every orientation fixed: --ang_search makes no sense with it") }
+        if dontRotate && angSearch > 0 { throw bad("--dont_rotate keeps every orientation fixed: --ang_search makes no sense with it") }
         if !limitPsi && angSearch > 0 && symmetry.lowercased() != "c1" {
-            throw EngineError("--dont_limit_psirange cannot be combined with --sym \(symmetry) and --ang_search")
+            throw bad("--dont_limit_psirange cannot be combined with symmetry \(symmetry) and --ang_search")
         }
-        if dim == 0 || dim < -1 { throw EngineError("--dim must be positive (got \(dim))") }
-        if !(maxres > 0) || maxres > 0.5 { throw EngineError("--maxres must be in (0, 0.5] (got \(maxres))") }
-        if offset < 0 || !offset.isFinite { throw EngineError("--offset must be ≥ 0 (got \(offset))") }
-        if !(noise > 0) || !noise.isFinite { throw EngineError("--noise must be > 0 (got \(noise))") }
-        if reg0 < 0 || regF < 0 { throw EngineError("--reg0 and --regF must be ≥ 0") }
-        if regF > reg0 { throw EngineError("--regF (\(regF)) must not be larger than --reg0 (\(reg0))") }
-        if regSteps < 1 { throw EngineError("--reg_steps must be at least 1 (got \(regSteps))") }
-        if imputeIterations < 1 { throw EngineError("--impute_iter must be at least 1 (got \(imputeIterations))") }
-        if noimpThreshold < 0 { throw EngineError("--noimp_threshold must be ≥ 0 (got \(noimpThreshold))") }
-        if !(eps >= 0) { throw EngineError("--eps must be ≥ 0 (got \(eps))") }
-        if let n = consensusIterations, n < 0 { throw EngineError("the number of consensus iterations must be ≥ 0 (got \(n))") }
-        if !(tau2Fudge > 0) || !tau2Fudge.isFinite { throw EngineError("--tau2_fudge must be > 0 (got \(tau2Fudge))") }
-        if initialHighResolution < 0 || !initialHighResolution.isFinite {
-            throw EngineError("--ini_high must be ≥ 0 Å (got \(initialHighResolution))")
-        }
-        if resolutionIncrement < 0 { throw EngineError("--incr_size must be ≥ 0 shells (got \(resolutionIncrement))") }
-        if threads < 1 { throw EngineError("--thr must be at least 1 (got \(threads))") }
-        if !(pixelSize > 0) { throw EngineError("--pixel_size must be > 0 (got \(pixelSize))") }
+        do { _ = try SymmetryGroup(name: symmetry) } catch { throw bad("\(error)") }
         if rotationPadding < 1 || rotationPadding > 4 {
-            throw EngineError("the Fourier rotation padding must be 1…4 (got \(rotationPadding))")
+            throw bad("the Fourier rotation padding must be 1…4 (got \(rotationPadding))")
         }
     }
 }

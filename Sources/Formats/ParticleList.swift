@@ -87,15 +87,20 @@ public struct ParticleList: Equatable, Sendable {
     static func readXmipp(_ path: String) throws -> ParticleList {
         let md = try ImageMetaData.read(path)
         let t = md.table
+        guard !md.entries.isEmpty else {
+            throw FormatError(.missingLabel, file: path, "no enabled images (rows with _enabled <= 0 are skipped)")
+        }
         let hasCoordinates = t.has("xcoor") && t.has("ycoor") && t.has("zcoor")
         var out = ParticleList()
-        for e in md.entries {
+        for (row, e) in md.entries.enumerated() {
+            if let m = e.missingRegion, m < 1 {
+                throw t.error(row: row, .wrongType, "_missingRegionNumber = \(m); missing regions are numbered from 1")
+            }
             let coordinate = hasCoordinates
-                ? SIMD3(try t.double("xcoor", row: e.row), try t.double("ycoor", row: e.row), try t.double("zcoor", row: e.row)) : nil
+                ? SIMD3(try t.double("xcoor", row: row), try t.double("ycoor", row: row), try t.double("zcoor", row: row)) : nil
             out.particles.append(ParticleRecord(
-                image: e.image.description,
-                pose: ParticlePose(angles: EulerAngles(rot: e.rot, tilt: e.tilt, psi: e.psi), shift: SIMD3(e.shiftX, e.shiftY, e.shiftZ)),
-                classNumber: e.ref, missingRegion: e.missingRegion, coordinate: coordinate))
+                image: e.locator.description, pose: ParticlePose(angles: e.angles, shift: e.shift),
+                classNumber: e.classNumber, missingRegion: e.missingRegion, coordinate: coordinate))
         }
         if t.has("samplingRate") { out.pixelSize = try t.double("samplingRate", row: 0) }
         return out

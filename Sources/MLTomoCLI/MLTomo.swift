@@ -28,9 +28,16 @@ struct MLTomo: ParsableCommand {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
+            // Exit statuses (README, "Exit status"): 64 for the command line (the parser's own), 65 for an
+            // input file, 75 for a stop on request, 1 for anything else.
+            let status = (error as? any ExitStatusProviding)?.exitStatus.rawValue ?? exitCode(for: error).rawValue
             if !LaunchEnvironment.isFirstRank {
                 LaunchEnvironment.yieldToFirstRankMessage()
-                Foundation.exit(exitCode(for: error).rawValue)
+                Foundation.exit(status)
+            }
+            if error is any ExitStatusProviding {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(status)
             }
             exit(withError: error)
         }

@@ -145,7 +145,7 @@ struct MPISelfTests {
         if let bad = (0 ..< m).first(where: { minima[$0] != f($0) }) { failures.append("Double min wrong at \(bad)") }
 
         // Engine's view of the same reductions.
-        let reducer: any Reducer = MPIReducer(comm)
+        let reducer: any Reducer = AgreeingReducer(comm)
         var viaReducer = [Double](repeating: 0, count: m)
         for i in 0 ..< m { viaReducer[i] = Double(r + 1) * f(i) + 0.25 * Double(r) }
         var reducerMax = viaReducer
@@ -153,11 +153,11 @@ struct MPISelfTests {
         try reducer.sumInPlace(&viaReducer)
         try reducer.maxInPlace(&reducerMax)
         try reducer.minInPlace(&reducerMin)
-        if reducer.rank != rank || reducer.size != size { failures.append("MPIReducer rank/size") }
+        if reducer.rank != rank || reducer.size != size { failures.append("AgreeingReducer rank/size") }
         if let bad = (0 ..< m).first(where: {
             viaReducer[$0] != sumOfRankPlusOne * f($0) + 0.25 * sumOfRank || reducerMax[$0] != maxima[$0] || reducerMin[$0] != minima[$0]
         }) {
-            failures.append("MPIReducer wrong at \(bad)")
+            failures.append("AgreeingReducer wrong at \(bad)")
         }
 
         let g = { (i: Int) in Float(i % 97 + 1) }

@@ -11,8 +11,6 @@ struct RefineCommand: ParsableCommand {
 
     @OptionGroup var options: RefineOptions
 
-    func validate() throws { try options.validateCombinations() }
-
     func run() throws {
         let options = self.options
         MPIJob.run { communicator in

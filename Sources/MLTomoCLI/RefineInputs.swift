@@ -1,3 +1,4 @@
+import Distributed
 import Engine
 import Formats
 import Foundation
@@ -36,19 +37,13 @@ struct RefineInputs: Sendable {
     /// `--mask` at the input box size (checked: cubic, that size, values in [0, 1]).
     var focusMask: Volume?
 
-    static let angleLabels = ["angleRot", "angleTilt", "anglePsi"]
-    static let shiftLabels = ["shiftX", "shiftY", "shiftZ"]
-
     static func load(_ o: RefineOptions) throws -> RefineInputs {
-        var (table, metadataPath) = try readImageTable(o.input)
-        if let doc = o.doc { try merge(doc: doc, into: &table) }
-        let regions = try o.missing.map(readMissingRegions) ?? []
-        let regionLookup = try regionIndexLookup(o.missing, regions: regions)
-        var images: [ImageEntry] = []
-        images.reserveCapacity(table.rowCount)
-        let hasAngles = angleLabels.allSatisfy(table.has)
-        let hasShifts = shiftLabels.allSatisfy(table.has)
-        if (o.dontAlign || o.dontRotate || o.onlyAverage) && !(hasAngles && hasShifts) {
+        let metadata = try ImageMetaData.read(o.input, doc: o.doc)
+        let table = metadata.table
+        let missing = try o.missing.map(MissingRegionFile.read)
+        let regions = missing?.regions ?? []
+        let regionLookup = missing?.indexOfNumber ?? [:]
+        if (o.dontAlign || o.dontRotate || o.onlyAverage) && !metadata.hasPoses {
             let mode = o.dontAlign ? "--dont_align" : (o.dontRotate ? "--dont_rotate" : "--only_average")
             throw ValidationFailure("\(mode) keeps the input orientations, but \(o.doc ?? o.input) lacks "
                 + "some of the columns _angleRot _angleTilt _anglePsi _shiftX _shiftY _shiftZ")
@@ -57,33 +52,22 @@ struct RefineInputs: Sendable {
             throw ValidationFailure("\(o.doc ?? o.input): column _missingRegionNumber is required with --missing "
                 + "(it says which row of \(o.missing!) describes each image's missing region)")
         }
-        for row in 0 ..< table.rowCount {
-            let image = try table.string("image", row: row)
+        let images = try metadata.entries.enumerated().map { row, entry in
             var region: Int?
-            if o.missing != nil {
-                let number = try table.int("missingRegionNumber", row: row)
+            if o.missing != nil, let number = entry.missingRegion {
                 guard let index = regionLookup[number] else {
-                    throw table.error(row: row, .indexOutOfRange, "_missingRegionNumber \(number) of image '\(image)' "
+                    throw table.error(row: row, .indexOutOfRange, "_missingRegionNumber \(number) of image '\(entry.image)' "
                         + "has no definition in \(o.missing!) (defined: \(regionLookup.keys.sorted().map(String.init).joined(separator: ", ")))")
                 }
                 region = index
             }
-            let angles = hasAngles
-                ? EulerAngles(rot: try table.double("angleRot", row: row), tilt: try table.double("angleTilt", row: row),
-                              psi: try table.double("anglePsi", row: row))
-                : .zero
-            let shift = hasShifts
-                ? SIMD3(try table.double("shiftX", row: row), try table.double("shiftY", row: row),
-                        try table.double("shiftZ", row: row))
-                : .zero
-            let classIndex = table.has("ref") ? (try table.int("ref", row: row)) - 1 : nil
-            images.append(ImageEntry(image: image, region: region, angles: angles, shift: shift,
-                                     classIndex: classIndex.flatMap { $0 >= 0 ? $0 : nil }))
+            return ImageEntry(image: entry.image, region: region, angles: entry.angles, shift: entry.shift,
+                              classIndex: entry.classNumber.flatMap { $0 >= 1 ? $0 - 1 : nil })
         }
         guard !images.isEmpty else { throw ValidationFailure("\(o.input): no enabled images") }
 
         // The box size comes from the first image; every other image is checked when its rank reads it.
-        let first = try ImageLocator(parsing: images[0].image, context: o.input).resolved(metadataFile: metadataPath, context: o.input)
+        let first = try metadata.resolvedImage(0)
         let info = try VolumeIO.dimensions(first.description)
         guard info.isCubic else {
             throw ValidationFailure("\(first.description): subtomograms must be cubic, this one is \(info.nx)x\(info.ny)x\(info.nz)")
@@ -104,7 +88,7 @@ struct RefineInputs: Sendable {
         if let f = fractions, !refs.isEmpty, f.count != refs.count {
             throw ValidationFailure("\(o.frac ?? o.ref!): \(f.count) weights for \(refs.count) references")
         }
-        return RefineInputs(imageTable: table, images: images, imageMetadataPath: metadataPath, regions: regions,
+        return RefineInputs(imageTable: table, images: images, imageMetadataPath: metadata.path, regions: regions,
                             referenceLocators: refs, referenceWeights: fractions, originalDim: info.nx,
                             voxelSizeFromHeader: info.voxelSize, focusMask: mask)
     }
@@ -124,94 +108,9 @@ struct RefineInputs: Sendable {
         return mask
     }
 
-    /// `-i` as metadata (disabled rows dropped), or a volume/stack file turned into one row per volume.
-    static func readImageTable(_ path: String) throws -> (MetaDataTable, String?) {
-        if !isMetadata(path) {
-            let count = try VolumeIO.dimensions(path).count
-            var table = MetaDataTable(name: "", labels: ["image"])
-            for k in 1 ... count { table.appendRow([.string(count == 1 ? path : "\(k)@\(path)")]) }
-            return (table, nil)
-        }
-        let table = try (ParticleList.relionImageTable(path) ?? MetaDataFile.readTable(path)).removingDisabledRows()
-        try table.require(["image"])
-        return (table, MetaDataFile.splitBlockSpec(path).path)
-    }
-
-    /// Copies every column of `--doc` into the image table, matching rows by `_image`.
-    static func merge(doc path: String, into table: inout MetaDataTable) throws {
-        let doc = try MetaDataFile.readTable(path)
-        try doc.require(["image"])
-        var rowOf: [String: Int] = [:]
-        for r in 0 ..< doc.rowCount { rowOf[try doc.string("image", row: r)] = r }
-        let labels = doc.labels.filter { $0 != "image" && $0 != "enabled" }
-        for row in 0 ..< table.rowCount {
-            let image = try table.string("image", row: row)
-            guard let source = rowOf[image] else {
-                throw ValidationFailure("--doc \(path) has no row for image '\(image)' (\(table.location(row: row))); "
-                    + "the doc must describe every enabled image of the input")
-            }
-            for label in labels { table.set(label, row: row, try doc.value(label, row: source)) }
-        }
-    }
-
-    static func readMissingRegions(_ path: String) throws -> [MissingRegion] {
-        let table = try MetaDataFile.readTable(path)
-        guard !table.isEmpty else { throw ValidationFailure("--missing \(path): no missing-region definitions") }
-        try table.require(["missingRegionType"])
-        var regions: [MissingRegion] = []
-        for row in 0 ..< table.rowCount {
-            let type = try table.string("missingRegionType", row: row)
-            func angle(_ label: String) throws -> Double {
-                guard table.has(label) else {
-                    throw table.error(row: row, .missingLabel, "missing region type '\(type)' needs column _\(label)")
-                }
-                return try table.double(label, row: row)
-            }
-            do {
-                switch type {
-                case "wedge_y":
-                    regions.append(try MissingRegion(kind: .wedgeY, thetaY0: try angle("missingRegionThetaY0"), thetaYF: try angle("missingRegionThetaYF")))
-                case "wedge_x":
-                    regions.append(try MissingRegion(kind: .wedgeX, thetaX0: try angle("missingRegionThetaX0"), thetaXF: try angle("missingRegionThetaXF")))
-                case "pyramid":
-                    regions.append(try MissingRegion(kind: .pyramid, thetaY0: try angle("missingRegionThetaY0"), thetaYF: try angle("missingRegionThetaYF"),
-                                                     thetaX0: try angle("missingRegionThetaX0"), thetaXF: try angle("missingRegionThetaXF")))
-                case "cone":
-                    regions.append(try MissingRegion(kind: .cone, thetaY0: try angle("missingRegionThetaY0")))
-                default:
-                    throw table.error(row: row, .syntax, "unknown _missingRegionType '\(type)'; expected wedge_y, wedge_x, pyramid or cone")
-                }
-            } catch let error as FormatError {
-                throw error
-            } catch {
-                throw table.error(row: row, .syntax, "\(error)")
-            }
-        }
-        return regions
-    }
-
-    /// Region number → 0-based index. The original addressed rows by position and ignored the file's own
-    /// `_missingRegionNumber` (spec §14.28); when that column exists we honour it, otherwise rows are 1, 2, ….
-    static func regionIndexLookup(_ path: String?, regions: [MissingRegion]) throws -> [Int: Int] {
-        guard let path else { return [:] }
-        let table = try MetaDataFile.readTable(path)
-        guard table.has("missingRegionNumber") else {
-            return Dictionary(uniqueKeysWithValues: regions.indices.map { ($0 + 1, $0) })
-        }
-        var lookup: [Int: Int] = [:]
-        for row in 0 ..< table.rowCount {
-            let number = try table.int("missingRegionNumber", row: row)
-            if lookup[number] != nil {
-                throw table.error(row: row, .syntax, "_missingRegionNumber \(number) is defined twice")
-            }
-            lookup[number] = row
-        }
-        return lookup
-    }
-
     /// `--ref`: a volume or stack file (every volume one reference), or metadata listing volumes.
     static func readReferenceList(_ path: String) throws -> ([ImageLocator], [Double]?) {
-        if !isMetadata(path) {
+        if !ImageMetaData.isMetadata(path) {
             let count = try VolumeIO.dimensions(path).count
             return ((1 ... count).map { count == 1 ? ImageLocator(path: path) : ImageLocator(path: path, index: $0) }, nil)
         }
@@ -230,17 +129,6 @@ struct RefineInputs: Sendable {
         return (locators, weights)
     }
 
-    /// Whether `spec` names a metadata file (text: XMIPP_STAR, STAR or a legacy selfile) rather than a
-    /// volume or stack; told from the content, so any extension works.
-    static func isMetadata(_ spec: String) -> Bool {
-        let path = MetaDataFile.splitBlockSpec(spec).path
-        guard let handle = FileHandle(forReadingAtPath: path) else { return true }  // let the reader report it
-        defer { try? handle.close() }
-        let head = (try? handle.read(upToCount: 4096)) ?? Data()
-        guard !head.contains(0), let text = String(data: head, encoding: .utf8) else { return false }
-        return !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
-    }
-
     /// `--frac`: one `weight` per reference (the original read this option and never used it, §14.26).
     static func readFractions(_ path: String) throws -> [Double] {
         let table = try MetaDataFile.readTable(path)
@@ -249,10 +137,20 @@ struct RefineInputs: Sendable {
     }
 }
 
-/// A problem with the inputs or options that the user must fix; printed as is.
-struct ValidationFailure: Error, CustomStringConvertible, LocalizedError {
+/// A problem with an input file that the user must fix (missing, unreadable, or inconsistent with the
+/// options or the other inputs); printed as is, exit status 65 (`ExitStatus.input`).
+struct ValidationFailure: Error, CustomStringConvertible, LocalizedError, ExitStatusProviding {
     let message: String
     init(_ message: String) { self.message = message }
     var description: String { message }
     var errorDescription: String? { message }
+    var exitStatus: ExitStatus { .input }
+
+    /// Runs `read` (the reading of input files), so that whatever it throws, including a reader's own
+    /// error, leaves as an input error with the same message.
+    static func reading<T>(_ read: () throws -> T) throws -> T {
+        do { return try read() } catch let error as any ExitStatusProviding { throw error } catch {
+            throw ValidationFailure((error as? any LocalizedError)?.errorDescription ?? String(describing: error))
+        }
+    }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Volumes
+import Engine
 
 /// Every option of Xmipp's ml_tomo v3.0 (spec §2.1, including the expert and hidden ones), plus the
 /// options this program adds (`--doc`, `--seed`, `--dry-run`). Spellings follow the original, so the
@@ -181,8 +181,61 @@ struct RefineOptions: ParsableArguments {
     @Option(name: .customLong("watchdog_seconds"), help: "Abort the job when a rank stops progressing (no heartbeat, or a collective waited for it) for this long; the bound grows to 5 × the longest iteration. 0: no watchdog.")
     var watchdogSeconds: Double = 120
 
-    /// Checks that need no file: the option-level rules of spec §2.2.
-    func validateCombinations() throws {
+    /// The Engine's options, built from the command line in this one place. `nref` is `--nref` (1 until
+    /// the `--ref` list or, with `--only_average`, the input classes are read: `RefineRun` sets it then).
+    var refinement: RefinementOptions {
+        var e = RefinementOptions()
+        e.nref = nref ?? 1
+        e.istart = istart
+        e.iterations = iter
+        e.angularStep = ang
+        e.psiSampling = psiSampling
+        e.angSearch = angSearch
+        e.limitPsi = !dontLimitPsiRange
+        e.tilt0 = tilt0
+        e.tiltF = tiltF
+        e.symmetry = sym
+        e.dim = dim
+        e.maxres = maxres
+        e.offset = offset
+        e.noise = noise
+        e.reg0 = reg0
+        e.regF = regF
+        e.regSteps = regSteps
+        e.imputeIterations = imputeIter
+        e.noimpThreshold = noimpThreshold
+        e.dontImpute = dontImpute
+        e.fixSigmaNoise = fixSigmaNoise
+        e.fixSigmaOffset = fixSigmaOffset
+        e.fixFractions = fixFractions
+        e.eps = eps
+        e.limitTrans = limitTrans
+        e.maxCC = maxCC
+        e.dontAlign = dontAlign
+        e.dontRotate = dontRotate
+        e.onlyAverage = onlyAverage
+        e.perturb = perturb
+        e.noSmallAngle = noSmallAngle
+        e.seed = seed
+        e.threads = thr
+        e.pixelSize = pixelSize
+        e.keepAngles = keepAngles
+        e.filter = filter
+        e.iniFilter = iniFilter
+        e.classic = !map
+        e.tau2Fudge = tau2Fudge
+        e.initialHighResolution = iniHigh
+        e.resolutionIncrement = incrSize
+        e.consensusIterations = consensusIter
+        e.adaptiveSearch = !exhaustive
+        e.adaptiveFraction = adaptiveFraction
+        return e
+    }
+
+    /// Every rule of the command line, before any file is opened (a broken rule is a usage error, exit
+    /// status 64): the rules on values are `RefinementOptions.validate()`'s; the ones here are about
+    /// which files and run controls are given, which the Engine does not see.
+    func validate() throws {
         func bad(_ message: String) -> ValidationError { ValidationError(message) }
         if classic && map { throw bad("--classic and --map are mutually exclusive: give one of them") }
         switch (nref, ref) {
@@ -190,47 +243,12 @@ struct RefineOptions: ParsableArguments {
             if !onlyAverage { throw bad("give --nref <K> (references generated from random subsets) or --ref <file>") }
         case (.some, .some):
             throw bad("--nref and --ref are mutually exclusive: give one of them")
-        case (.some(let k), nil) where k < 1:
-            throw bad("--nref must be at least 1 (got \(k))")
         default: break
         }
-        if iter < istart { throw bad("--iter (\(iter)) must not be smaller than --istart (\(istart))") }
-        if istart < 1 { throw bad("--istart must be at least 1 (got \(istart))") }
-        if !(maxres > 0 && maxres <= 0.5) { throw bad("--maxres must lie in (0, 0.5] cycles/pixel (got \(maxres))") }
-        if dim != -1 && dim < 4 { throw bad("--dim must be at least 4 (got \(dim)), or -1 for the original size") }
-        if thr < 1 { throw bad("--thr must be at least 1 (got \(thr))") }
-        if !(ang > 0) { throw bad("--ang must be positive (got \(ang))") }
-        if angSearch > 180 { throw bad("--ang_search must not exceed 180 degrees (got \(angSearch))") }
-        if !(0 <= tilt0 && tilt0 <= tiltF && tiltF <= 180) {
-            throw bad("--tilt0 and --tiltF must satisfy 0 <= tilt0 <= tiltF <= 180 (got \(tilt0), \(tiltF))")
-        }
-        if regF > reg0 { throw bad("--regF (\(regF)) must not be larger than --reg0 (\(reg0))") }
-        if reg0 < 0 || regF < 0 { throw bad("--reg0 and --regF must not be negative") }
-        if regSteps < 1 { throw bad("--reg_steps must be at least 1 (got \(regSteps))") }
-        if imputeIter < 1 { throw bad("--impute_iter must be at least 1 (got \(imputeIter))") }
-        if noise <= 0 { throw bad("--noise must be positive (got \(noise))") }
-        if offset < 0 { throw bad("--offset must not be negative (got \(offset))") }
-        if pixelSize <= 0 { throw bad("--pixel_size must be positive (got \(pixelSize))") }
-        if !(tau2Fudge > 0) { throw bad("--tau2_fudge must be positive (got \(tau2Fudge))") }
-        if !(adaptiveFraction > 0 && adaptiveFraction <= 1) { throw bad("--adaptive_fraction must be in (0, 1] (got \(adaptiveFraction))") }
-        if iniHigh < 0 { throw bad("--ini_high must not be negative (got \(iniHigh))") }
-        if incrSize < 0 { throw bad("--incr_size must not be negative (got \(incrSize))") }
-        if let n = consensusIter, n < 0 { throw bad("--consensus_iter must not be negative (got \(n))") }
-        if eps < 0 { throw bad("--eps must not be negative (got \(eps))") }
-        if !(watchdogSeconds >= 0) { throw bad("--watchdog_seconds must be 0 (off) or a positive number of seconds (got \(watchdogSeconds))") }
-        let fixedModes = [dontAlign ? "--dont_align" : nil, dontRotate ? "--dont_rotate" : nil, onlyAverage ? "--only_average" : nil].compactMap { $0 }
-        if fixedModes.count > 1 { throw bad("\(fixedModes.joined(separator: " and ")) cannot be combined: choose one") }
-        if dontAlign && angSearch > 0 { throw bad("--dont_align keeps every orientation fixed: --ang_search makes no sense with it") }
-        if dontRotate && angSearch > 0 { throw bad("--dont_rotate keeps every orientation fixed: --ang_search makes no sense with it") }
         if mask != nil && !dontAlign { throw bad("--mask (focussed classification) is only valid together with --dont_align") }
-        if dontLimitPsiRange && angSearch > 0 && sym.lowercased() != "c1" {
-            throw bad("--dont_limit_psirange cannot be combined with symmetry \(sym) and --ang_search")
-        }
-        do { _ = try SymmetryGroup(name: sym) } catch {
-            throw bad("\(error)")
-        }
-        if ang > 42.3 { throw bad("--ang \(ang) is too coarse: the direction grid needs --ang <= 42.3 degrees") }
         if let r = restart, r.isEmpty { throw bad("--restart needs the <oroot>_itNNNNNN of a finished iteration") }
         if restart != nil && istart != 1 { throw bad("--restart sets the starting iteration itself: do not combine it with --istart") }
+        if !(watchdogSeconds >= 0) { throw bad("--watchdog_seconds must be 0 (off) or a positive number of seconds (got \(watchdogSeconds))") }
+        do { try refinement.validate() } catch let error as EngineError { throw bad(error.message) }
     }
 }

@@ -1,9 +1,10 @@
+import Distributed
 import Engine
 import Formats
 import Foundation
 import Volumes
 
-/// Names and writes the files of a refinement (ARCHITECTURE.md, "Files a refinement writes"). Rank 0
+/// Names and writes the files of a refinement (README.md, "Files a refinement writes"). Rank 0
 /// only; every file is written atomically (temporary file + rename), so a run killed at any moment
 /// leaves each file either complete or absent.
 struct RefineOutputs {
@@ -160,39 +161,5 @@ struct RefineOutputs {
         }
         table.appendRow(row)
         return MetaDataFile(table)
-    }
-}
-
-/// Per-iteration time breakdown over all ranks (the raw material of the scaling study).
-struct RankTiming: Sendable {
-    var eStepMax: Double
-    var eStepMin: Double
-    var reduce: Double
-    var mStep: Double
-    var write: Double
-    var total: Double
-    var ranks: Int
-    var threads: Int
-    /// Largest peak resident set size over the ranks (MiB).
-    var peakRSSMiB: Double = 0
-    /// That rank's RSS before it loaded any image (the runtime), and its data budget (`MemoryBudget`).
-    var baselineRSSMiB: Double = 0
-    var budgetMiB: Double = 0
-    /// One d³ complex-to-real FFT on one thread, measured by rank 0 at start-up (the cost floor unit).
-    var fftSeconds: Double = 0
-
-    /// One JSON line for the log (`{"event":"iteration",...}`), for scripts.
-    func jsonLine(iteration: Int, statistics s: IterationStatistics) -> String {
-        func num(_ x: Double) -> String { x.isFinite ? String(format: "%.6g", x) : "null" }
-        let fractions = s.fractions.map(num).joined(separator: ",")
-        return "{\"event\":\"iteration\",\"iteration\":\(iteration),\"ranks\":\(ranks),\"threads\":\(threads),"
-            + "\"seconds\":\(num(total)),\"estep_max\":\(num(eStepMax)),\"estep_min\":\(num(eStepMin)),"
-            + "\"reduce\":\(num(reduce)),\"mstep\":\(num(mStep)),\"write\":\(num(write)),"
-            + "\"log_likelihood\":\(num(s.logLikelihood)),\"pmax\":\(num(s.averageMaxProbability)),"
-            + "\"sigma_noise\":\(num(s.sigmaNoise)),\"sigma_offset\":\(num(s.sigmaOffset)),"
-            + "\"fractions\":[\(fractions)],\"triples\":\(s.triples),\"significant_triples\":\(s.significantTriples),"
-            + "\"peak_rss_mib\":\(num(peakRSSMiB)),\"baseline_rss_mib\":\(num(baselineRSSMiB)),\"budget_mib\":\(num(budgetMiB)),\"fft_c2r_seconds\":\(num(fftSeconds)),"
-            + "\"c2r_in_estep_seconds\":\(num(s.c2rCalls > 0 ? s.c2rSeconds / Double(s.c2rCalls) : 0)),"
-            + "\"radius\":\(s.radius),\"box\":\(s.workingDim),\"converged\":\(s.converged)}"
     }
 }

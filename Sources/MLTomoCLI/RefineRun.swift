@@ -6,13 +6,13 @@ import Logging
 import Volumes
 
 /// One `ml_tomo refine` on every rank: read and check the inputs, load this rank's images, build or
-/// load the starting references, iterate (E-step → one Allreduce → M-step on every rank), and write
-/// the files on rank 0.
+/// load the starting references, hand the iterations to `RefinementDriver` (Distributed), and write the
+/// files of the start and the end on rank 0.
 ///
 /// Failure discipline: every rank-local phase runs inside `communicator.agree`, and every reduction
-/// goes through `AgreeingReducer`, which agrees before it sums. A rank that fails therefore meets the
-/// others at an agreement, never inside a mismatched collective, and all ranks exit with the same
-/// status and one message (printed by rank 0).
+/// goes through `AgreeingReducer`, which carries the agreement on failures in the reduction itself. A
+/// rank that fails therefore meets the others at an agreement, never inside a mismatched collective, and
+/// all ranks exit with the same status and one message (printed by rank 0).
 struct RefineRun {
     let options: RefineOptions
     let communicator: Communicator
@@ -25,11 +25,11 @@ struct RefineRun {
         let o = options
         // Before the first collective of the run, so that a rank hanging anywhere after it is noticed.
         try Watchdog.start(communicator, floorSeconds: o.watchdogSeconds)
-        let inputs = try communicator.agree { try RefineInputs.load(o) }
-        let engineOptions = try communicator.agree { try makeEngineOptions(inputs) }
-        let setup = try communicator.agree { try makeSetup(engineOptions, inputs) }
+        let inputs = try communicator.agree { try ValidationFailure.reading { try RefineInputs.load(o) } }
+        let engineOptions = try communicator.agree { try ValidationFailure.reading { try makeEngineOptions(inputs) } }
+        let setup = try communicator.agree { try ValidationFailure.reading { try makeSetup(engineOptions, inputs) } }
         let focus = try communicator.agree {
-            try inputs.focusMask.map { try FocusMask($0, setup: setup, name: "--mask \(o.mask ?? "")") }
+            try ValidationFailure.reading { try inputs.focusMask.map { try FocusMask($0, setup: setup, name: "--mask \(o.mask ?? "")") } }
         }
         let refinement = Refinement(setup: setup, residualScale: focus?.residualScale ?? 1)
         let outputs = RefineOutputs(oroot: o.oroot, commandLine: CommandLine.arguments.joined(separator: " "),
@@ -41,7 +41,7 @@ struct RefineRun {
         let mine = partition(count: total, ranks: communicator.size, rank: rank)
         // The runtime's own footprint (Swift, Open MPI, HDF5, FFTW), before any image is loaded: peak RSS
         // is judged against this plus the data's budget.
-        let baselineRSS = Self.peakRSSMiB()
+        let baselineRSS = ProcessMemory.peakRSSMiB()
         let budget = MemoryBudget(dim: setup.dim, classes: engineOptions.nref, localImages: mine.count, threads: o.thr,
                                   rotationPadding: engineOptions.rotationPadding)
         // Before loading (and in a dry run): refuse a run that cannot fit, with the figures and the fix.
@@ -66,15 +66,20 @@ struct RefineRun {
         }
 
         var clock = Stopwatch()
-        let particles = try communicator.agree { try loadParticles(mine, inputs: inputs, refinement: refinement, focus: focus) }
+        let particles = try communicator.agree {
+            try ValidationFailure.reading { try loadParticles(mine, inputs: inputs, refinement: refinement, focus: focus) }
+        }
         log.info("loaded \(total) subtomograms over \(communicator.size) rank(s) in \(formatDuration(clock.restart()))")
 
+        // The starting model's reductions agree on failures like the iterations' (a stop waits for those).
         let reducer = AgreeingReducer(communicator)
-        var model: Model
-        var previous: [ParticleResult]?
-        var allResults: [ParticleResult]
+        let model: Model
+        let previous: [ParticleResult]?
+        let allResults: [ParticleResult]
         if let restart = o.restart {
-            let (m, results) = try communicator.agree { try RestartState.read(prefix: restart, imageCount: total) }
+            let (m, results) = try communicator.agree {
+                try ValidationFailure.reading { try RestartState.read(prefix: restart, imageCount: total) }
+            }
             guard m.classCount == engineOptions.nref || o.nref == nil else {
                 throw ValidationFailure("--restart \(restart) has \(m.classCount) classes, --nref asks for \(engineOptions.nref)")
             }
@@ -83,8 +88,9 @@ struct RefineRun {
             previous = Array(results[mine])
             log.info("resuming after iteration \(m.iteration) from \(restart).h5")
         } else {
-            model = try startingModel(inputs, refinement: refinement, particles: particles, reducer: reducer)
-            if let focus { model = focus.apply(to: model) }
+            let generated = try startingModel(inputs, refinement: refinement, particles: particles, reducer: reducer)
+            model = focus?.apply(to: generated) ?? generated
+            previous = nil
             try communicator.agree { if rank == 0 { try outputs.prepareDirectory() } }
             allResults = inputs.images.enumerated().map { i, image in
                 ParticleResult(globalIndex: i, angles: image.angles, shift: image.shift,
@@ -102,157 +108,44 @@ struct RefineRun {
 
         // The unit of the cost model (one d³ c2r FFT on one thread), measured here so that the floor in the
         // JSON lines comes from the same run as the timings.
-        let fftSeconds = rank == 0 ? EngineBenchmark.fftSeconds(dim: setup.dim, repetitions: 100) : 0
+        var driver = RefinementDriver(collectives: AgreeingReducer(communicator, localStop: { StopRequest.isSet }),
+                                      refinement: refinement, particles: particles, totalImages: total)
+        driver.fftSeconds = rank == 0 ? EngineBenchmark.fftSeconds(dim: setup.dim, repetitions: 100) : 0
+        if let focus { driver.adjustModel = { focus.apply(to: $0) } }
+        driver.baselineRSSMiB = baselineRSS
+        driver.budgetMiB = Double(budget.total) / 1_048_576
         let first = model.iteration + 1
         let last = o.onlyAverage ? first : o.iter
-        var iterationSeconds: [Double] = []
-        var lastStatistics: IterationStatistics?
-        let writer = BackgroundWriter()
         if first > last { log.info("nothing to do: iteration \(model.iteration) is already the last (--iter \(o.iter))") }
-        for it in first ... max(first, last) where it <= last {
-            let iterationClock = Stopwatch()
-            Watchdog.setIteration(it)
-            // Inside an agreement: a rank whose E-step fails meets the others at the agreement that
-            // AgreeingReducer holds before the sums, and every rank stops with its message.
-            let (computed, local, computedStatistics) = try communicator.agree {
-                try refinement.runIteration(it, model: model, particles: particles, previous: previous, reducer: reducer)
-            }
-            var next = computed
-            var corrected = computedStatistics
-            if let focus { next = focus.apply(to: next) }
-            // Work counts and FFT time of the whole iteration (each rank counted only its own images), in
-            // one reduction; Double holds the counts exactly (below 2⁵³).
-            var work = [Double(corrected.triples), Double(corrected.significantTriples), Double(corrected.c2rCalls),
-                        corrected.c2rSeconds]
-            try communicator.allreduceInPlace(&work, .sum)
-            corrected.triples = Int(work[0])
-            corrected.significantTriples = Int(work[1])
-            corrected.c2rCalls = Int(work[2])
-            corrected.c2rSeconds = work[3]
-            let statistics = corrected
-            model = next
-            previous = local
-            // Memory figures of the rank with the largest peak: its peak, baseline and budget.
-            let peak = Self.peakRSSMiB()
-            var eStep = [statistics.timing.eStep, -statistics.timing.eStep, peak]
-            try communicator.allreduceInPlace(&eStep, .max)
-            var memory = peak == eStep[2] ? [baselineRSS, Double(budget.total) / 1_048_576] : [0, 0]
-            try communicator.allreduceInPlace(&memory, .max)
-            let gathered = try communicator.gatherBytes(ResultCodec.encode(local), root: 0)
-            if let gathered { allResults = gathered.flatMap(ResultCodec.decode).sorted { $0.globalIndex < $1.globalIndex } }
-            var timing = RankTiming(eStepMax: eStep[0], eStepMin: -eStep[1], reduce: statistics.timing.reduce,
-                                    mStep: statistics.timing.mStep, write: 0, total: 0, ranks: communicator.size,
-                                    threads: o.thr, peakRSSMiB: eStep[2], baselineRSSMiB: memory[0], budgetMiB: memory[1],
-                                    fftSeconds: fftSeconds)
-            // Rank 0 writes this iteration's files on a background thread while every rank goes on with the
-            // next E-step; only the wait for the previous iteration's files is serial (it is `write` in the
-            // timing). A write error surfaces here, one iteration later, and stops every rank.
-            let waitClock = Stopwatch()
-            try communicator.agree { if rank == 0 { try writer.wait() } }
-            timing.write = waitClock.seconds
-            timing.total = iterationClock.seconds
-            if rank == 0 {
-                let snapshot = (model: model, results: allResults, timing: timing)
-                let images = inputs.imageTable
-                writer.start {
-                    let clock = Stopwatch()
-                    try outputs.write(iteration: it, model: snapshot.model, results: snapshot.results, images: images,
-                                      statistics: statistics, timing: nil, state: RestartState())
-                    var logged = snapshot.timing
-                    logged.write = clock.seconds
-                    // Written last: the log doc names the other files and carries the time it took to write them.
-                    try outputs.logDoc(iteration: it, statistics: statistics, timing: logged).write(to: outputs.base(it) + "_log.doc")
-                    StopRequest.noteComplete("--restart \(outputs.base(it))")
-                }
-            }
-            iterationSeconds.append(iterationClock.seconds)
-            Watchdog.noteIterationSeconds(iterationClock.seconds)
-            lastStatistics = statistics
-            reportProgress(it, last: last, statistics: statistics, timing: timing, seconds: iterationSeconds)
-            if statistics.converged {
-                log.info("optimization converged at iteration \(it)")
-                break
-            }
-            if try stopRequestedOnAnyRank(), it < last {
-                try communicator.agree {
-                    if rank == 0 {
-                        try writer.wait()
-                        try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics)
-                    }
-                }
-                // Every rank stops here (the request was agreed above); the agreement turns it into one
-                // message from rank 0 and exit status 75 on every rank.
-                let stop = InterruptedRun(message: "stopped by a signal after iteration \(it) (files of iteration \(it) "
-                    + "are complete); resume with the same command plus --restart \(outputs.base(it))")
-                try communicator.agree { () throws -> Void in throw stop }
-            }
+        let sink = RefineProgress(outputs: outputs, images: inputs.imageTable, log: log)
+        let outcome = try driver.run(from: .init(model: model, previous: previous, results: allResults), first: first, last: last,
+                                     sink: sink) { end in
+            try outputs.write(iteration: nil, model: end.model, results: end.results, images: inputs.imageTable,
+                              statistics: end.lastStatistics, timing: nil, state: RestartState())
         }
-        try communicator.agree {
-            if rank == 0 {
-                try writer.wait()
-                try writeFinal(outputs, model: model, results: allResults, inputs: inputs, statistics: lastStatistics)
-            }
+        switch outcome.end {
+        case .completed: break
+        case .converged(let it): log.info("optimization converged at iteration \(it)")
+        case .stopped(let it):
+            // Every rank stops here (the request was agreed in the reduction); the agreement turns it into
+            // one message from rank 0 and exit status 75 on every rank.
+            let stop = InterruptedRun(message: "stopped by a signal after iteration \(it) (files of iteration \(it) "
+                + "are complete); resume with the same command plus --restart \(outputs.base(it))")
+            try communicator.agree { () throws -> Void in throw stop }
         }
         let root = outputs.base(nil)
         log.info("done: \(root).doc, \(root)_ref.doc, \(root).h5, \(root)_ref000001.mrc …")
     }
 
-    private func writeFinal(_ outputs: RefineOutputs, model: Model, results: [ParticleResult], inputs: RefineInputs,
-                            statistics: IterationStatistics?) throws {
-        try outputs.write(iteration: nil, model: model, results: results, images: inputs.imageTable,
-                          statistics: statistics, timing: nil, state: RestartState())
-    }
-
-    /// Maps the command-line options onto the Engine's; K comes from `--nref` or the `--ref` volumes.
+    /// The Engine's options of this run: the command line's, with K from `--nref`, the `--ref` volumes or
+    /// (`--only_average`) the input classes, which are known only now.
     private func makeEngineOptions(_ inputs: RefineInputs) throws -> RefinementOptions {
-        let o = options
-        var e = RefinementOptions()
-        if o.onlyAverage {
+        var e = options.refinement
+        if options.onlyAverage {
             e.nref = max(1, (inputs.images.compactMap(\.classIndex).max() ?? 0) + 1)
         } else {
-            e.nref = o.nref ?? inputs.referenceLocators.count
+            e.nref = options.nref ?? inputs.referenceLocators.count
         }
-        e.istart = o.istart
-        e.iterations = o.iter
-        e.angularStep = o.ang
-        e.psiSampling = o.psiSampling
-        e.angSearch = o.angSearch
-        e.limitPsi = !o.dontLimitPsiRange
-        e.symmetry = o.sym
-        e.dim = o.dim
-        e.maxres = o.maxres
-        e.offset = o.offset
-        e.noise = o.noise
-        e.reg0 = o.reg0
-        e.regF = o.regF
-        e.regSteps = o.regSteps
-        e.imputeIterations = o.imputeIter
-        e.noimpThreshold = o.noimpThreshold
-        e.dontImpute = o.dontImpute
-        e.fixSigmaNoise = o.fixSigmaNoise
-        e.fixSigmaOffset = o.fixSigmaOffset
-        e.fixFractions = o.fixFractions
-        e.eps = o.eps
-        e.limitTrans = o.limitTrans
-        e.maxCC = o.maxCC
-        e.dontAlign = o.dontAlign
-        e.dontRotate = o.dontRotate
-        e.onlyAverage = o.onlyAverage
-        e.perturb = o.perturb
-        e.noSmallAngle = o.noSmallAngle
-        e.seed = o.seed
-        e.threads = o.thr
-        e.pixelSize = o.pixelSize
-        e.keepAngles = o.keepAngles
-        e.filter = o.filter
-        e.iniFilter = o.iniFilter
-        e.classic = !o.map
-        e.tau2Fudge = o.tau2Fudge
-        e.initialHighResolution = o.iniHigh
-        e.resolutionIncrement = o.incrSize
-        e.consensusIterations = o.consensusIter
-        e.adaptiveSearch = !o.exhaustive
-        e.adaptiveFraction = o.adaptiveFraction
         try e.validate()
         return e
     }
@@ -263,7 +156,7 @@ struct RefineRun {
         var local: (any OrientationCandidateSource)?
         if !e.fixedOrientation {
             let grid = try AngularSampling(angularStep: e.angularStep, psiStep: e.psiSampling, symmetry: symmetry,
-                                           tilt0: options.tilt0, tiltF: options.tiltF, smallAngle: !e.noSmallAngle)
+                                           tilt0: e.tilt0, tiltF: e.tiltF, smallAngle: !e.noSmallAngle)
             sampling = grid
             if e.angSearch > 0 { local = try LocalSearch(sampling: grid, radius: e.angSearch, limitPsi: e.limitPsi) }
         }
@@ -307,8 +200,10 @@ struct RefineRun {
         let setup = refinement.setup
         if !inputs.referenceLocators.isEmpty {
             let prepared = try communicator.agree {
-                let volumes = try inputs.referenceLocators.map { try VolumeIO.readCubic($0.description, box: inputs.originalDim) }
-                return try InitialReferences.prepare(loaded: volumes, setup: setup)
+                try ValidationFailure.reading {
+                    let volumes = try inputs.referenceLocators.map { try VolumeIO.readCubic($0.description, box: inputs.originalDim) }
+                    return try InitialReferences.prepare(loaded: volumes, setup: setup)
+                }
             }
             return try communicator.agree { try refinement.initialModel(references: prepared.references, fractions: inputs.referenceWeights, given: true) }
         }
@@ -327,17 +222,6 @@ struct RefineRun {
                                            inputClasses: inputClasses, reducer: reducer)
         }
         return try communicator.agree { try refinement.initialModel(references: generated.references, fractions: inputs.referenceWeights) }
-    }
-
-    /// This process's peak resident set size (MiB), from getrusage.
-    static func peakRSSMiB() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_maxrss) / 1024
-    }
-
-    private func stopRequestedOnAnyRank() throws -> Bool {
-        try communicator.allreduce(Int64(StopRequest.isSet ? 1 : 0), .max) != 0
     }
 
     private func logSummary(_ inputs: RefineInputs, _ setup: RefinementSetup) {
@@ -359,8 +243,28 @@ struct RefineRun {
         log.info("predicted time per iteration ≈ \(formatDuration(p.secondsPerIteration)) (E-step \(formatDuration(p.eStepSeconds)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); \(iterations) iteration(s) ≈ \(formatDuration(p.secondsPerIteration * Double(iterations)))")
         FileHandle.standardOutput.write(Data((p.jsonLine + "\n").utf8))
     }
+}
 
-    private func reportProgress(_ it: Int, last: Int, statistics s: IterationStatistics, timing t: RankTiming, seconds: [Double]) {
+/// Rank 0's side of each iteration: the files (on the driver's writer thread) and the progress.
+struct RefineProgress: IterationSink {
+    let outputs: RefineOutputs
+    let images: MetaDataTable
+    let log: Logger
+
+    func write(_ report: IterationReport) throws {
+        let clock = Stopwatch()
+        let it = report.iteration
+        try outputs.write(iteration: it, model: report.model, results: report.results, images: images,
+                          statistics: report.statistics, timing: nil, state: RestartState())
+        var logged = report.timing
+        logged.write = clock.seconds
+        // Written last: the log doc names the other files and carries the time it took to write them.
+        try outputs.logDoc(iteration: it, statistics: report.statistics, timing: logged).write(to: outputs.base(it) + "_log.doc")
+        StopRequest.noteComplete("--restart \(outputs.base(it))")
+    }
+
+    func progress(_ report: IterationReport, last: Int, secondsSoFar seconds: [Double]) {
+        let (it, s, t) = (report.iteration, report.statistics, report.timing)
         let mean = seconds.reduce(0, +) / Double(seconds.count)
         let remaining = Double(last - it) * mean
         let fractions = s.fractions.map { String(format: "%.3f", $0) }.joined(separator: " ")
@@ -374,59 +278,7 @@ struct RefineRun {
             + "M-step \(formatDuration(t.mStep)), write \(formatDuration(t.write))"
         let eta = it < last ? "; about \(formatDuration(remaining)) left" : ""
         log.info("iteration \(it)/\(last): \(model); \(formatDuration(t.total)) (\(parts))\(eta)")
-        if rank == 0 {
-            FileHandle.standardOutput.write(Data((t.jsonLine(iteration: it, statistics: s) + "\n").utf8))
-        }
-    }
-}
-
-/// Runs one job at a time on its own thread: rank 0's file writes overlap the next E-step. `wait()`
-/// blocks until the job is done and rethrows its error.
-final class BackgroundWriter: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var running = false
-    private var failure: (any Error)?
-
-    func start(_ job: @escaping @Sendable () throws -> Void) {
-        precondition(!running, "BackgroundWriter: start() while a job is running")
-        running = true
-        let thread = Thread { [self] in
-            do { try job() } catch { failure = error }
-            done.signal()
-        }
-        thread.stackSize = 8 << 20
-        thread.start()
-    }
-
-    func wait() throws {
-        guard running else { return }
-        done.wait()
-        running = false
-        if let error = failure {
-            failure = nil
-            throw error
-        }
-    }
-}
-
-/// A reducer that agrees before every reduction, so a rank that failed earlier (and went to its
-/// agreement) is met there instead of leaving the others inside a collective it will never enter.
-struct AgreeingReducer: Reducer {
-    let communicator: Communicator
-    init(_ communicator: Communicator) { self.communicator = communicator }
-    var rank: Int { communicator.rank }
-    var size: Int { communicator.size }
-    func sumInPlace(_ values: inout [Double]) throws {
-        try communicator.agreeOnError(nil)
-        try communicator.allreduceInPlace(&values, .sum)
-    }
-    func maxInPlace(_ values: inout [Double]) throws {
-        try communicator.agreeOnError(nil)
-        try communicator.allreduceInPlace(&values, .max)
-    }
-    func minInPlace(_ values: inout [Double]) throws {
-        try communicator.agreeOnError(nil)
-        try communicator.allreduceInPlace(&values, .min)
+        FileHandle.standardOutput.write(Data((t.jsonLine(iteration: it, statistics: s) + "\n").utf8))
     }
 }
 
@@ -476,5 +328,5 @@ struct InterruptedRun: Error, CustomStringConvertible, LocalizedError, ExitStatu
     let message: String
     var description: String { message }
     var errorDescription: String? { message }
-    var exitStatus: ExitStatus { ExitStatus(rawValue: 75) }
+    var exitStatus: ExitStatus { .interrupted }
 }

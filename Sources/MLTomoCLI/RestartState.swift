@@ -1,3 +1,4 @@
+import Distributed
 import Engine
 import Formats
 import Foundation
@@ -13,7 +14,7 @@ struct RestartState {
     static let ssnrDataset = "model/ssnr"
     /// Per particle: global index, rot, tilt, psi, shiftX, shiftY, shiftZ, class, logLikelihood,
     /// maxProbability, region, half-set.
-    static let particleColumns = 12
+    static let particleColumns = ResultCodec.doublesPerResult
 
     func write(to path: String, model: Model, results: [ParticleResult], voxelSize: Double,
                logLikelihood: Double) throws {
@@ -74,42 +75,5 @@ struct RestartState {
         }
         let results = ResultCodec.results(from: state.values)
         return (model, results)
-    }
-}
-
-/// Per-particle results as flat float64 records (`RestartState.particleColumns` each): the layout of the
-/// restart dataset and of the bytes gathered to rank 0.
-enum ResultCodec {
-    static let doublesPerResult = RestartState.particleColumns
-
-    static func values(_ results: [ParticleResult]) -> [Double] {
-        var values: [Double] = []
-        values.reserveCapacity(results.count * doublesPerResult)
-        for r in results {
-            values += [Double(r.globalIndex), r.angles.rot, r.angles.tilt, r.angles.psi, r.shift.x, r.shift.y, r.shift.z,
-                       Double(r.classNumber), r.logLikelihood, r.maxProbability, Double(r.regionNumber), Double(r.halfSet)]
-        }
-        return values
-    }
-
-    static func results(from values: [Double]) -> [ParticleResult] {
-        (0 ..< values.count / doublesPerResult).map { i in
-            let v = Array(values[(i * doublesPerResult) ..< ((i + 1) * doublesPerResult)])
-            return ParticleResult(globalIndex: Int(v[0]), angles: EulerAngles(rot: v[1], tilt: v[2], psi: v[3]),
-                                  shift: SIMD3(v[4], v[5], v[6]), classNumber: Int(v[7]), logLikelihood: v[8],
-                                  maxProbability: v[9], regionNumber: Int(v[10]), halfSet: Int(v[11]))
-        }
-    }
-
-    static func encode(_ results: [ParticleResult]) -> [UInt8] {
-        values(results).withUnsafeBytes { Array($0) }
-    }
-
-    static func decode(_ bytes: [UInt8]) -> [ParticleResult] {
-        var values = [Double](repeating: 0, count: bytes.count / 8)
-        values.withUnsafeMutableBytes { dst in
-            bytes.withUnsafeBytes { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0 ..< dst.count])) }
-        }
-        return results(from: values)
     }
 }

@@ -20,10 +20,3 @@ import Testing
         #expect(refusal.description.contains("MPI_THREAD_SERIALIZED"))
     }
 }
-
-/// Compile-time check that `agree` resolves in synchronous and asynchronous code (never run).
-private func agreeOverloadsResolve(_ comm: Communicator) async throws {
-    let fromAsync: Int = try await comm.agree { () async throws -> Int in 1 }
-    let fromSync: Int = try comm.agree { 2 }
-    _ = fromAsync + fromSync
-}

@@ -79,10 +79,10 @@ import Testing
         #expect(!result.combinedOutput.contains("agreement did not report"), "\(result)")
     }
 
-    /// The agreed status is the largest one: a usage error seen by every rank gives status 2.
-    @Test func usageErrorOnEveryRankGivesStatusTwo() async throws {
+    /// The agreed status is the largest one: a usage error seen by every rank gives status 64 (EX_USAGE).
+    @Test func usageErrorOnEveryRankGivesTheUsageStatus() async throws {
         let result = try await ProcessRunner.mpirun(ranks: 2, ["_mpi-selftest", "fail-rank", "5"], timeout: 60)
-        #expect(result.status == 2, "\(result)")
+        #expect(result.status == 64, "\(result)")
         #expect(occurrences(of: "no such rank in a job of 2", in: result.combinedOutput) == 1, "\(result)")
         #expect(result.stderr.contains("rank 1 also failed"), "\(result)")
     }

@@ -175,14 +175,10 @@ struct Scenario {
         let (m1, r1) = try twoIterations(threads: 1)
         let (m2, r2) = try twoIterations(threads: 2)
         let (m3, r3) = try twoIterations(threads: 2)
-        #expect(r1.map(\.classNumber) == r2.map(\.classNumber))
-        #expect(r1.map(\.angles) == r2.map(\.angles))
-        #expect(r1.map(\.shift) == r2.map(\.shift))
-        for (a, b) in zip(m1.references, m2.references) {
-            let diff = zip(a.data, b.data).map { abs(Double($0) - Double($1)) }.max() ?? 0
-            let scale = a.data.map { abs(Double($0)) }.max() ?? 1
-            #expect(diff <= 1e-5 * scale)
-        }
+        // `--seed`: the same result on any number of threads, bit for bit (partial sums are merged in a
+        // fixed order whatever the thread count).
+        #expect(m1 == m2)
+        #expect(r1 == r2)
         // Same seed, same thread count: bit-identical.
         #expect(m2 == m3)
         #expect(r2 == r3)
@@ -324,7 +320,8 @@ struct Scenario {
         let r = try EngineBenchmark.refinementWorkload(particles: n, dim: 32, classes: 2, angularStep: ang, threads: 2)
         print(r)
         #expect(r.triples == n * 2 * r.orientations)
-        #expect(r.eStepSeconds > 0 && r.fftSeconds > 0)
+        // fftSeconds is clamped at 1e-9 (a timer that reads nothing): a measured FFT must lie above it.
+        #expect(r.eStepSeconds > 0 && r.fftSeconds > 1e-9)
     }
 }
 
