@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Numerics
 import Engine
 import Volumes
 
@@ -436,5 +437,92 @@ struct Scenario {
         #expect(worst >= 0.95)
         #expect(sA.allSatisfy { $0.coarseTriples > 0 } && sE.allSatisfy { $0.coarseTriples == 0 })
         #expect(sA.last!.triples * 3 < sE.last!.triples)
+    }
+}
+
+/// The E-step against the spec's formulas evaluated by brute force (issue 15, item 5): on a tiny case
+/// (8³, 2 classes, a 30° grid, a 7³ shift window) every (image, orientation, class, shift) term
+///   ℓ = ln α_k − ln n + ln P(s) − ½‖X − M·T_s A_a R_k‖² / σ²
+/// is computed directly in Fourier space (no FFT correlation, no pruning, Double throughout), and the
+/// per-image log-likelihood, the max-probability, the total log-likelihood and the new σ² must agree
+/// with what the E- and M-step report (measured: 1e-8 relative; the bounds allow for the Float FFT).
+@Suite struct EStepBruteForceTests {
+    @Test func eStepMatchesTheSpecFormulaByBruteForce() throws {
+        let s = try Scenario(dim: 8, count: 4, noise: 0.3, wedge: false) {
+            $0.angularStep = 30; $0.iterations = 1; $0.offset = 0.5; $0.classic = true; $0.adaptiveSearch = false
+        }
+        let setup = s.refinement.setup
+        let refs = try InitialReferences.prepare(loaded: s.truthReferences, setup: setup)
+        let model = try s.refinement.initialModel(references: refs.references, given: true)
+        let out = try s.refinement.runIteration(1, model: model, particles: s.particles, previous: nil,
+                                                reducer: SingleProcessReducer())
+        let d = setup.dim, hx = d / 2 + 1, nh = d * d * hx, vol = Double(d * d * d)
+        let sampling = try #require(setup.sampling)
+        let sigma = model.sigmaNoise, sigma2 = sigma * sigma
+        // Shift window and Gaussian prior of spec §6.2 (σ_offset in working pixels; the window is ±3σ·2).
+        let so = model.sigmaOffset
+        let half = min(d, 2 * Int((6 * so).rounded(.up)) + 1) / 2
+        var shifts: [(SIMD3<Double>, Double)] = []
+        for z in -half ... half { for y in -half ... half { for x in -half ... half {
+            let r2 = Double(x * x + y * y + z * z)
+            shifts.append((SIMD3(Double(x), Double(y), Double(z)), -1.5 * log(2 * Double.pi * so * so) - r2 / (2 * so * so)))
+        } } }
+        // Hermitian multiplicity of each half-complex voxel, the binary mask, and frequencies.
+        let mask = setup.imageFrameMasks[0]
+        var mult = [Double](repeating: 2, count: nh)
+        var freq = [SIMD3<Double>](repeating: .zero, count: nh)
+        for z in 0 ..< d { for y in 0 ..< d { for x in 0 ..< hx {
+            let j = (z * d + y) * hx + x
+            if x == 0 || (d % 2 == 0 && x == hx - 1) { mult[j] = 1 }
+            func f(_ i: Int) -> Double { Double(i <= d / 2 ? i : i - d) }
+            freq[j] = SIMD3(Double(x), f(y), f(z))
+        } } }
+        let rotators = model.references.map { FourierRotator(reference: $0, padding: setup.options.rotationPadding) }
+        let lnN = log(Double(sampling.count))
+        var rotated = [Complex<Float>](repeating: .zero, count: nh)
+        var totalLL = 0.0, totalD = 0.0
+        for (i, p) in s.particles.enumerated() {
+            var terms: [Double] = []   // ℓ for every (a, k, s)
+            var expectedD: [Double] = []
+            for a in 0 ..< sampling.count {
+                for k in 0 ..< model.classCount {
+                    rotated.withUnsafeMutableBufferPointer {
+                        rotators[k].rotate(sampling.orientations[a].matrix, maxRadius: Double(setup.resolution.rMaxres),
+                                           into: $0.baseAddress!)
+                    }
+                    for (sh, lnP) in shifts {
+                        var e = 0.0
+                        for j in 0 ..< nh where mask[j] != 0 {
+                            let phase = -2 * Double.pi * (freq[j] * sh).sum() / Double(d)
+                            let c = cos(phase), sn = sin(phase)
+                            let rr = Double(rotated[j].real), ri = Double(rotated[j].imaginary)
+                            let tr = Double(mask[j]) * (rr * c - ri * sn), ti = Double(mask[j]) * (rr * sn + ri * c)
+                            let dr = Double(p.spectrum[j].real) - tr, di = Double(p.spectrum[j].imaginary) - ti
+                            e += mult[j] * (dr * dr + di * di)
+                        }
+                        let dist = 0.5 * vol * e
+                        terms.append(log(model.fractions[k]) - lnN + lnP - dist / sigma2)
+                        expectedD.append(dist)
+                    }
+                }
+            }
+            let top = terms.max()!
+            let sumExp = terms.reduce(0) { $0 + exp($1 - top) }
+            let logNorm = top + log(sumExp)
+            let nObs = Double(setup.observedCounts[p.region])
+            let ll = logNorm - nObs * log((2 * Double.pi).squareRoot() * sigma)
+            let pMax = exp(top - logNorm)
+            totalLL += ll
+            totalD += zip(terms, expectedD).reduce(0) { $0 + exp($1.0 - logNorm) * $1.1 }
+            let r = out.results[i]
+            print("image \(i): LL brute \(ll) E-step \(r.logLikelihood); pMax brute \(pMax) E-step \(r.maxProbability)")
+            #expect(abs(r.logLikelihood - ll) <= 1e-6 * abs(ll) + 1e-5)
+            #expect(abs(r.maxProbability - pMax) <= 1e-5)
+        }
+        #expect(abs(out.statistics.logLikelihood - totalLL) <= 1e-6 * abs(totalLL))
+        // σ² of the M-step without missing data: Σ_i E_w[2·D] / (N · N_F) (imputation has nothing to add).
+        let sigmaNew2 = 2 * totalD / (Double(s.particles.count) * Double(setup.resolutionCount))
+        print("σ² brute \(sigmaNew2) M-step \(out.model.sigmaNoise * out.model.sigmaNoise)")
+        #expect(abs(out.model.sigmaNoise * out.model.sigmaNoise - sigmaNew2) <= 1e-6 * sigmaNew2)
     }
 }
