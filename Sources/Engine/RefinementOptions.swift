@@ -104,7 +104,7 @@ public struct RefinementOptions: Sendable, Equatable {
     /// Padding factor of the Fourier-space reference rotation (2 is accurate enough for trilinear
     /// interpolation of the padded spectrum).
     public var rotationPadding: Int = 2
-    /// Two-pass search (`--exhaustive` turns it off): a coarse pass on the grid of twice the step in a
+    /// Two-pass search in the resolution-limited mode (`--exhaustive` turns it off): a coarse pass on the grid of twice the step in a
     /// box cropped to what that grid resolves, then the fine grid only around the coarse orientations
     /// (and classes) that hold `adaptiveFraction` of each image's posterior.
     public var adaptiveSearch: Bool = true
@@ -129,10 +129,13 @@ public struct RefinementOptions: Sendable, Equatable {
     /// default for maximum likelihood, off with `--classic`.
     public var usesResolutionLimit: Bool { !classic && usesMaximumLikelihood }
 
-    /// Whether this run searches in two passes: maximum likelihood over the exhaustive grid (local
-    /// searches, fixed orientations and maxCC keep their one-pass search).
+    /// Whether this run searches in two passes: the resolution-limited mode's exhaustive grid. The
+    /// classic computation keeps the original's one-pass search: with it the two-pass search sent the
+    /// seed's external-reference line (`--ref`, one iteration at 15°, a reference on another grey scale)
+    /// to a median error of 54° instead of < 15°, not yet understood. Local searches, fixed orientations
+    /// and maxCC keep their one-pass search too.
     public var usesAdaptiveSearch: Bool {
-        adaptiveSearch && usesMaximumLikelihood && !fixedOrientation && angSearch <= 0
+        adaptiveSearch && usesResolutionLimit && !fixedOrientation && angSearch <= 0
     }
 
     /// Whether the M-step imputes unmeasured Fourier components from the current reference.
