@@ -11,6 +11,19 @@ import Testing
     static var relionInstalled: Bool { FileManager.default.isExecutableFile(atPath: reconstruct) }
     static var relionRefineInstalled: Bool { FileManager.default.isExecutableFile(atPath: refine) }
 
+    /// `run/uninverted.star`: `run/r_data.star` with our angles written as if they were RELION's (the
+    /// rotation not inverted), the control that every check of RELION's result must fail.
+    static func writeUninverted(in data: String) async throws {
+        let control = try await Python.run("""
+        import starfile
+        d = starfile.read('run/r_data.star', always_dict=True)
+        p = d['particles']
+        p['rlnAngleRot'], p['rlnAnglePsi'], p['rlnAngleTilt'] = -p['rlnAnglePsi'], -p['rlnAngleRot'], -p['rlnAngleTilt']
+        starfile.write(d, 'run/uninverted.star')
+        """, currentDirectory: data)
+        try #require(control.status == 0, "\(control)")
+    }
+
     /// FSC per shell (1 … d/2 − 1) of two MRC maps, and the shell of the run's resolution (`_resolution`
     /// of the `_ref.doc`, Å⁻¹) for box d and pixel size p: shell = resolution · d · p.
     static let fscScript = """
@@ -49,14 +62,7 @@ import Testing
         try #require(good.status == 0, "relion_reconstruct failed: \(good)")
         // Control: the same file with the rotations not inverted (our angles as if they were RELION's)
         // must not reconstruct our map, or the check above would prove nothing.
-        let control = try await Python.run("""
-        import starfile
-        d = starfile.read('run/r_data.star', always_dict=True)
-        p = d['particles']
-        p['rlnAngleRot'], p['rlnAnglePsi'], p['rlnAngleTilt'] = -p['rlnAnglePsi'], -p['rlnAngleRot'], -p['rlnAngleTilt']
-        starfile.write(d, 'run/uninverted.star')
-        """, currentDirectory: data)
-        try #require(control.status == 0, "\(control)")
+        try await Self.writeUninverted(in: data)
         let bad = try await ProcessRunner.run(Self.reconstruct, ["--i", "run/uninverted.star", "--o", "run/uninverted.mrc", "--3d_rot", "--ctf"],
                                               currentDirectory: data, timeout: 300)
         try #require(bad.status == 0, "relion_reconstruct failed: \(bad)")
@@ -144,14 +150,7 @@ import Testing
                                                             "--offset_range", "2", "--offset_step", "2"])
         // Control: the same particles with the rotations not inverted (our angles as if they were RELION's)
         // must lose our classes, or agreement above would prove nothing.
-        let control = try await Python.run("""
-        import starfile
-        d = starfile.read('run/r_data.star', always_dict=True)
-        p = d['particles']
-        p['rlnAngleRot'], p['rlnAnglePsi'], p['rlnAngleTilt'] = -p['rlnAnglePsi'], -p['rlnAngleRot'], -p['rlnAngleTilt']
-        starfile.write(d, 'run/uninverted.star')
-        """, currentDirectory: data)
-        try #require(control.status == 0, "\(control)")
+        try await Self.writeUninverted(in: data)
         try await relionRefine("run/uninverted.star", "control", ["--iter", "1", "--skip_align"])
 
         let compare = try await ProcessRunner.run("/usr/bin/env", [
