@@ -8,8 +8,9 @@ SWIFT ?= swift
 ARCH_FLAGS := -Xswiftc -target-cpu -Xswiftc haswell -Xcc -march=x86-64-v3
 RELEASE := -c release $(ARCH_FLAGS)
 BIN_DIR = $(shell $(SWIFT) build $(RELEASE) --show-bin-path 2>/dev/null)
+# relion: the RELION real-client tests; chromium: the report's browser test (headless screenshot).
 APT_PACKAGES := libopenmpi-dev openmpi-bin libfftw3-dev libfftw3-mpi-dev libhdf5-dev hdf5-tools \
-                pkg-config python3 python3-pip relion
+                pkg-config python3 python3-pip relion chromium
 PY_PACKAGES := mrcfile starfile h5py xmipp-metadata numpy dynamotable emfile eulerangles
 # mpirun as root (CI, containers) must be allowed explicitly.
 export OMPI_ALLOW_RUN_AS_ROOT := 1

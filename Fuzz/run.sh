@@ -5,6 +5,7 @@
 #   Fuzz/run.sh [SECONDS] [TARGET ...]     e.g. Fuzz/run.sh 10            (the short run of `make test`)
 #                                               Fuzz/run.sh 3600 MRC      (a long run of one target)
 #   FUZZ_MERGE=1 Fuzz/run.sh 600           also merges the inputs that reach new code into Fuzz/Corpus/
+#   FUZZ_RUNS=1000000 Fuzz/run.sh 7200     stops each target after 10^6 executions (SECONDS stays the cap)
 #
 # Each target starts from its corpus in Fuzz/Corpus/<TARGET> (kept in the repository; new inputs go to a
 # scratch directory unless FUZZ_MERGE=1). Any crash, timeout (-timeout, 5 s per input), or allocation
@@ -27,10 +28,14 @@ for t in "${targets[@]}"; do
     scratch=$(mktemp -d)
     echo "fuzz: Fuzz$t for ${seconds} s"
     status=0
-    .build-fuzz/release/"Fuzz$t" -max_total_time="$seconds" -timeout=5 -malloc_limit_mb=256 -rss_limit_mb=2048 \
+    runs=()
+    [ -z "${FUZZ_RUNS:-}" ] || runs=(-runs="$FUZZ_RUNS")
+    start=$(date +%s)
+    .build-fuzz/release/"Fuzz$t" "${runs[@]}" -max_total_time="$seconds" -timeout=5 -malloc_limit_mb=256 -rss_limit_mb=2048 \
         -max_len=65536 -print_final_stats=1 -artifact_prefix=Fuzz/findings/ "$scratch" "Fuzz/Corpus/$t" \
         > "$scratch.log" 2>&1 || status=$?
     grep -E "(DONE|stat::number_of_executed_units|stat::peak_rss_mb)" "$scratch.log" | sed "s/^/  /" || true
+    echo "  wall time: $(( $(date +%s) - start )) s"
     if [ "$status" -ne 0 ]; then
         tail -40 "$scratch.log"
         echo "fuzz: Fuzz$t FAILED (status $status); the input is in Fuzz/findings/" >&2

@@ -303,7 +303,7 @@ public final class HDF5File {
         let ds = try openDataset(name)
         defer { H5Dclose(ds) }
         let shape = try shape(ofDataset: ds, name: name)
-        let count = try checkedCount(shape, name: name)
+        let count = try checkedCount(shape, of: ds, name: name)
         var values = [T](repeating: zero, count: count)
         if count > 0 {
             let r = values.withUnsafeMutableBytes { H5Dread(ds, memType, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), $0.baseAddress) }
@@ -312,15 +312,28 @@ public final class HDF5File {
         return (shape, values)
     }
 
-    private func checkedCount(_ shape: [Int], name: String) throws -> Int {
+    /// The number of values of a dataset of `shape`, refused before anything is allocated when the file
+    /// cannot hold them: a corrupt or hostile header must give an error, not a request for gigabytes.
+    /// Unfiltered data occupy their full size in the file; filtered (compressed) data at most 1032 times
+    /// less (deflate's best ratio); up to 1 MiB may be unallocated (read as the fill value).
+    private func checkedCount(_ shape: [Int], of ds: hid_t, name: String) throws -> Int {
         var n = 1.0
         for d in shape { n *= Double(d) }
-        // Refuse sizes no file of this size can plausibly hold (even compressed): a corrupt header must give
-        // an error, not a request for terabytes.
-        var st = stat()
-        let fileSize = stat(temporaryPath ?? path, &st) == 0 ? Double(st.st_size) : 0
-        if n > max(fileSize * 256, Double(1 << 26)) {
-            throw FormatError(.truncated, file: path, "dataset '\(name)' claims shape \(shape), more than the file can hold")
+        let type = H5Dget_type(ds)
+        let elementSize = type >= 0 ? Double(max(1, H5Tget_size(type))) : 1
+        if type >= 0 { H5Tclose(type) }
+        let dcpl = H5Dget_create_plist(ds)
+        let filters = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0
+        if dcpl >= 0 { H5Pclose(dcpl) }
+        var stored = Double(H5Dget_storage_size(ds))
+        if temporaryPath == nil {   // a file being written may not have reached the disk yet
+            var st = stat()
+            stored = min(stored, stat(path, &st) == 0 ? Double(st.st_size) : 0)
+        }
+        let holdable = max(Double(1 << 20), stored * (filters > 0 ? 1032 : 1))
+        if n * elementSize > holdable {
+            throw FormatError(.truncated, file: path, "dataset '\(name)' claims shape \(shape) (\(Int(min(n * elementSize, 9e18))) bytes), "
+                              + "but the file holds \(Int(stored)) bytes of it\(filters > 0 ? " (compressed)" : "")")
         }
         return Int(n)
     }
@@ -336,7 +349,7 @@ public final class HDF5File {
             throw FormatError(.indexOutOfRange, file: path, "item \(index + 1) of dataset '\(name)' requested but it holds \(shape[0])")
         }
         let slabShape = Array(shape.dropFirst())
-        let count = try checkedCount(slabShape, name: name)
+        let count = try checkedCount(shape, of: ds, name: name) / shape[0]
         let fspace = H5Dget_space(ds)
         if fspace < 0 { throw err("H5Dget_space failed for '\(name)'") }
         defer { H5Sclose(fspace) }
@@ -428,8 +441,13 @@ public final class HDF5File {
             let space = H5Aget_space(a)
             if space < 0 { throw err("cannot read the shape of attribute '\(name)'") }
             defer { H5Sclose(space) }
+            // Attribute values live uncompressed in the file: more than it holds is a corrupt header.
             let n = H5Sget_simple_extent_npoints(space)
-            if n < 0 || n > 1 << 24 { throw err("bad size of attribute '\(name)'") }
+            var st = stat()
+            let fileSize = stat(temporaryPath ?? path, &st) == 0 ? Double(st.st_size) : 0
+            if n < 0 || (n > 1 << 16 && Double(n) * Double(max(1, H5Tget_size(ftype))) > fileSize) {
+                throw FormatError(.truncated, file: path, "attribute '\(name)' of '\(object)' claims \(n) values, more than the file holds")
+            }
             var v = [T](repeating: zero, count: Int(n))
             if n > 0 {
                 let r = v.withUnsafeMutableBytes { H5Aread(a, memType, $0.baseAddress) }

@@ -83,7 +83,7 @@ struct RefineOutputs {
                         logLikelihood: statistics?.logLikelihood ?? 0)
         try referenceDoc(iteration: iteration, model: model, results: results).write(to: base(iteration) + "_ref.doc")
         try imageDoc(images: images, results: results).write(to: base(iteration) + ".doc")
-        try writeRelion(iteration: iteration, images: images, results: results)
+        try writeRelion(iteration: iteration, images: images, results: results, classFractions: model.fractions)
         if let iteration, let statistics, let timing {
             try logDoc(iteration: iteration, statistics: statistics, timing: timing).write(to: base(iteration) + "_log.doc")
         }

@@ -3,8 +3,9 @@ import Formats
 import Foundation
 import Volumes
 
-/// The RELION view of a refinement: `<oroot>[_itNNNNNN]_data.star`, so a RELION user can continue
-/// (relion_reconstruct, relion_refine) from our alignment and classes.
+/// The RELION view of a refinement: `<oroot>[_itNNNNNN]_data.star` and `_references.star`, so a RELION
+/// user can continue (relion_reconstruct, relion_refine) from our alignment, classes and references:
+///   relion_refine --i <oroot>_data.star --ref <oroot>_references.star --K <K> --ctf --skip_align …
 ///
 /// Conventions (README, "Converting particle metadata"): RELION's angles are those of Eᵀ and its
 /// origins s × pixel size in Å; one optics group of 3D images with the input's pixel size and box. The
@@ -13,7 +14,7 @@ import Volumes
 extension RefineOutputs {
     func wedgePath(region: Int) -> String { oroot + "_wedge" + String(format: "%06d", region) + ".mrc" }
 
-    func writeRelion(iteration: Int?, images: MetaDataTable, results: [ParticleResult]) throws {
+    func writeRelion(iteration: Int?, images: MetaDataTable, results: [ParticleResult], classFractions: [Double]) throws {
         for (i, region) in regions.enumerated() where !FileManager.default.fileExists(atPath: wedgePath(region: i + 1)) {
             try MRCFile.write(Self.measuredMask(region, dim: originalDim), to: wedgePath(region: i + 1), voxelSize: pixelSize)
         }
@@ -35,6 +36,19 @@ extension RefineOutputs {
             }
         }
         try star.write(to: base(iteration) + "_data.star")
+        try AtomicFile.write(referenceList(iteration: iteration, classFractions: classFractions), to: base(iteration) + "_references.star")
+    }
+
+    /// The references in the form relion_refine's `--ref` reads for K classes: block `model_classes` with
+    /// `rlnReferenceImage` (the MRC files this iteration wrote, class 1 first) and `rlnClassDistribution`.
+    func referenceList(iteration: Int?, classFractions: [Double]) -> [UInt8] {
+        var table = MetaDataTable(name: "model_classes", labels: [], layout: .loop,
+                                  comment: "ml_tomo references in RELION's form; command: \(commandLine)")
+        for (k, fraction) in classFractions.enumerated() {
+            table.appendRow([("rlnReferenceImage", .string(referencePath(iteration, classIndex: k))),
+                             ("rlnClassDistribution", .real(fraction))])
+        }
+        return MetaDataFile(table).serialized(header: "# version 30001")
     }
 
     /// The image as RELION must open it from the current directory: ours are looked up there first, then

@@ -134,7 +134,15 @@ struct RefineRun {
             try communicator.agree { () throws -> Void in throw stop }
         }
         let root = outputs.base(nil)
-        log.info("done: \(root).doc, \(root)_ref.doc, \(root).h5, \(root)_ref000001.mrc …")
+        // The report (issue 19): cheap, read back from the files just written; a failure to draw it does
+        // not fail a finished refinement, it is only reported.
+        var report = ""
+        if rank == 0 {
+            do { report = ", " + (try ReportPage.write(oroot: root)).path } catch {
+                log.info("the report could not be written (\(error)); run `ml_tomo report \(root)` to retry")
+            }
+        }
+        log.info("done: \(root).doc, \(root)_ref.doc, \(root).h5, \(root)_ref000001.mrc …\(report)")
     }
 
     /// The Engine's options of this run: the command line's, with K from `--nref`, the `--ref` volumes or
