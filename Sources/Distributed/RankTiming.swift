@@ -45,7 +45,7 @@ public struct RankTiming: Sendable, Equatable {
             + "\"reduce\":\(num(reduce)),\"mstep\":\(num(mStep)),\"write\":\(num(write)),"
             + "\"log_likelihood\":\(num(s.logLikelihood)),\"pmax\":\(num(s.averageMaxProbability)),"
             + "\"sigma_noise\":\(num(s.sigmaNoise)),\"sigma_offset\":\(num(s.sigmaOffset)),"
-            + "\"fractions\":[\(fractions)],\"triples\":\(s.triples),\"significant_triples\":\(s.significantTriples),"
+            + "\"fractions\":[\(fractions)],\"triples\":\(s.triples),\"coarse_triples\":\(s.coarseTriples),\"significant_triples\":\(s.significantTriples),"
             + "\"peak_rss_mib\":\(num(peakRSSMiB)),\"baseline_rss_mib\":\(num(baselineRSSMiB)),\"budget_mib\":\(num(budgetMiB)),\"fft_c2r_seconds\":\(num(fftSeconds)),"
             + "\"c2r_in_estep_seconds\":\(num(s.c2rCalls > 0 ? s.c2rSeconds / Double(s.c2rCalls) : 0)),"
             + "\"radius\":\(s.radius),\"box\":\(s.workingDim),\"converged\":\(s.converged)}"

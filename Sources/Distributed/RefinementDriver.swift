@@ -144,6 +144,7 @@ public struct RefinementDriver {
             if let gathered {
                 let all = gathered.map { RankFigures(values: $0[0 ..< RankFigures.count]) }
                 statistics.triples = all.reduce(0) { $0 + $1.triples }
+                statistics.coarseTriples = all.reduce(0) { $0 + $1.coarseTriples }
                 statistics.significantTriples = all.reduce(0) { $0 + $1.significantTriples }
                 statistics.c2rCalls = all.reduce(0) { $0 + $1.c2rCalls }
                 statistics.c2rSeconds = all.reduce(0) { $0 + $1.c2rSeconds }
@@ -187,12 +188,13 @@ public struct RefinementDriver {
 /// One rank's figures of one iteration, gathered to rank 0 with its results (Doubles hold the counts
 /// exactly, below 2⁵³).
 struct RankFigures {
-    static let count = 8
+    static let count = 9
     var eStepSeconds: Double
     var peakRSSMiB: Double
     var baselineRSSMiB: Double
     var budgetMiB: Double
     var triples: Int
+    var coarseTriples: Int
     var significantTriples: Int
     var c2rCalls: Int
     var c2rSeconds: Double
@@ -204,6 +206,7 @@ struct RankFigures {
         self.baselineRSSMiB = baselineRSSMiB
         self.budgetMiB = budgetMiB
         triples = s.triples
+        coarseTriples = s.coarseTriples
         significantTriples = s.significantTriples
         c2rCalls = s.c2rCalls
         c2rSeconds = s.c2rSeconds
@@ -219,11 +222,12 @@ struct RankFigures {
         significantTriples = Int(v[b + 5])
         c2rCalls = Int(v[b + 6])
         c2rSeconds = v[b + 7]
+        coarseTriples = Int(v[b + 8])
     }
 
     var values: [Double] {
         [eStepSeconds, peakRSSMiB, baselineRSSMiB, budgetMiB, Double(triples), Double(significantTriples),
-         Double(c2rCalls), c2rSeconds]
+         Double(c2rCalls), c2rSeconds, Double(coarseTriples)]
     }
 }
 

@@ -25,14 +25,27 @@ public struct CostPrediction: Sendable {
     public var ranks: Int
     public var threads: Int
     public var classes: Int
+    /// The box of the predicted (first) iteration; `fullDim` the run's working box (`--dim`), which the
+    /// resolution-limited mode reaches as the resolution grows.
     public var dim: Int
+    public var fullDim: Int
     /// Orientations one image visits per iteration (mean over a sample of the inputs for local searches).
     public var orientationsPerImage: Double
     /// Rotations of each reference per iteration on the busiest rank (the grid, or one per local image
     /// in the fixed-orientation modes).
     public var rotationsPerRank: Int
-    /// (image, orientation, class) triples per iteration over all ranks.
+    /// (image, orientation, class) triples per iteration over all ranks: with the two-pass search, the
+    /// coarse pass plus a fine pass over every fine orientation (its upper bound).
     public var triples: Int
+    /// The two-pass search's lower bound: the coarse pass plus, per image and class, the fine children of
+    /// the coarse sample with the fewest (each image keeps at least `SearchRestriction.minimumCoarseSamples`
+    /// coarse samples, but their children overlap by an amount only the poses tell); how many it keeps
+    /// depends on how sharp each particle's posterior is. Equal to `triples` otherwise.
+    public var triplesAtLeast: Int
+    /// Triples of the coarse pass (exact), scored in a box of side `coarseDim`; 0 without one.
+    public var coarseTriples = 0
+    public var coarseDim = 0
+    public var coarseC2RSeconds = 0.0
     /// Seconds of one d³ c2r FFT and of one d³ Fourier-space rotation, measured here on one thread.
     public var c2rSeconds: Double
     public var rotationSeconds: Double
@@ -42,10 +55,16 @@ public struct CostPrediction: Sendable {
 
     /// Ranks get contiguous blocks whose sizes differ by at most one: the largest is ⌈n / ranks⌉.
     static func imagesOnBusiestRank(_ n: Int, ranks: Int) -> Int { (n + ranks - 1) / max(1, ranks) }
-    public var eStepSeconds: Double {
-        let perImage = orientationsPerImage * Double(classes) * Self.eStepOverFloor * c2rSeconds
+    public var eStepSeconds: Double { eStepSeconds(fineTriples: triples - coarseTriples) }
+    /// The E-step at the two-pass search's lower bound (= `eStepSeconds` without that search).
+    public var eStepSecondsAtLeast: Double { eStepSeconds(fineTriples: triplesAtLeast - coarseTriples) }
+
+    private func eStepSeconds(fineTriples: Int) -> Double {
+        let share = Double(imagesOnSlowestRank) / Double(max(1, images))
+        let fine = Double(fineTriples) * share * Self.eStepOverFloor * c2rSeconds
+        let coarse = Double(coarseTriples) * share * Self.eStepOverFloor * coarseC2RSeconds
         let rotations = Double(rotationsPerRank * classes) * rotationSeconds
-        return (Double(imagesOnSlowestRank) * perImage + rotations) / Double(max(1, threads))
+        return (fine + coarse + rotations) / Double(max(1, threads))
     }
     public var reduceSeconds: Double {
         guard ranks > 1 else { return 0 }
@@ -54,10 +73,17 @@ public struct CostPrediction: Sendable {
     }
     public var mStepSeconds: Double { Double(classes * dim * dim * dim) * Self.mStepSecondsPerClassVoxel }
     public var secondsPerIteration: Double { eStepSeconds + reduceSeconds + mStepSeconds }
+    public var secondsPerIterationAtLeast: Double { eStepSecondsAtLeast + reduceSeconds + mStepSeconds }
 
-    /// Predicts one iteration of a run on `images` subtomograms (their input angles, in order, centre
-    /// the local searches) with `ranks` processes of `setup.options.threads` threads.
-    public static func predict(setup: RefinementSetup, inputAngles: [EulerAngles], ranks: Int) -> CostPrediction {
+    /// Predicts the first iteration of a run on `images` subtomograms (their input angles, in order,
+    /// centre the local searches) with `ranks` processes of `setup.options.threads` threads. In the
+    /// resolution-limited mode that iteration works in the box cropped to its starting radius (the full
+    /// radius when it starts from `givenReferences` or input poses), searches one consensus class when K
+    /// classes are to be split from it, and, with the two-pass search, scores the coarse grid in the box
+    /// of the shells the fine step resolves, then a data-dependent part of the fine grid (`triplesAtLeast`
+    /// … `triples`). Later iterations grow towards the full box.
+    public static func predict(setup: RefinementSetup, inputAngles: [EulerAngles], ranks: Int,
+                               givenReferences: Bool) -> CostPrediction {
         let o = setup.options
         let n = inputAngles.count
         var perImage = 1.0
@@ -74,15 +100,28 @@ public struct CostPrediction: Sendable {
                 perImage = Double(sampling.count)
             }
         }
-        let d = setup.dim
-        let classes = o.nref
+        let radius = setup.startingRadius(givenReferences: givenReferences)
+        let d = o.usesResolutionLimit ? setup.croppedDim(radius: radius) : setup.dim
+        let classes = o.splitsConsensus ? 1 : o.nref
         let rotations = o.onlyAverage ? 0
             : (o.fixedOrientation ? imagesOnBusiestRank(n, ranks: ranks) : (setup.sampling?.count ?? 0))
-        return CostPrediction(images: n, ranks: ranks, threads: o.threads, classes: classes, dim: d,
-                              orientationsPerImage: perImage, rotationsPerRank: rotations,
-                              triples: o.onlyAverage ? 0 : Int((Double(n) * perImage).rounded()) * classes,
-                              c2rSeconds: EngineBenchmark.fftSeconds(dim: d, repetitions: 50),
-                              rotationSeconds: rotationSeconds(dim: d, padding: o.rotationPadding))
+        let triples = o.onlyAverage ? 0 : Int((Double(n) * perImage).rounded()) * classes
+        var p = CostPrediction(images: n, ranks: ranks, threads: o.threads, classes: classes, dim: d, fullDim: setup.dim,
+                               orientationsPerImage: perImage, rotationsPerRank: rotations,
+                               triples: triples, triplesAtLeast: triples,
+                               c2rSeconds: EngineBenchmark.fftSeconds(dim: d, repetitions: 50),
+                               rotationSeconds: rotationSeconds(dim: d, padding: o.rotationPadding))
+        if o.usesAdaptiveSearch && setup.localSearch == nil && !o.onlyAverage, let fine = setup.sampling,
+           let coarse = CoarseGrid(fine: fine) {
+            let fewest = Double(coarse.children.map(\.count).min() ?? fine.count)
+            p.coarseTriples = n * coarse.sampling.count * classes
+            p.coarseDim = setup.croppedDim(radius: min(radius, coarse.radius))
+            p.coarseC2RSeconds = EngineBenchmark.fftSeconds(dim: p.coarseDim, repetitions: 50)
+            p.triples = p.coarseTriples + triples
+            p.triplesAtLeast = p.coarseTriples + Int((Double(n) * fewest).rounded()) * classes
+            p.rotationsPerRank += coarse.sampling.count
+        }
+        return p
     }
 
     /// Median seconds of one general Fourier-space rotation of a random d³ reference on this thread.
@@ -107,8 +146,10 @@ public struct CostPrediction: Sendable {
         func num(_ x: Double) -> String { String(format: "%.6g", x) }
         return "{\"event\":\"prediction\",\"images\":\(images),\"ranks\":\(ranks),\"threads\":\(threads),"
             + "\"classes\":\(classes),\"dim\":\(dim),\"orientations_per_image\":\(num(orientationsPerImage)),"
-            + "\"triples\":\(triples),\"c2r_seconds\":\(num(c2rSeconds)),\"rotation_seconds\":\(num(rotationSeconds)),"
+            + "\"triples\":\(triples),\"triples_at_least\":\(triplesAtLeast),\"coarse_triples\":\(coarseTriples),"
+            + "\"coarse_dim\":\(coarseDim),\"c2r_seconds\":\(num(c2rSeconds)),\"rotation_seconds\":\(num(rotationSeconds)),"
             + "\"estep_seconds\":\(num(eStepSeconds)),\"reduce_seconds\":\(num(reduceSeconds)),"
-            + "\"mstep_seconds\":\(num(mStepSeconds)),\"seconds_per_iteration\":\(num(secondsPerIteration))}"
+            + "\"mstep_seconds\":\(num(mStepSeconds)),\"seconds_per_iteration\":\(num(secondsPerIteration)),"
+            + "\"seconds_per_iteration_at_least\":\(num(secondsPerIterationAtLeast))}"
     }
 }

@@ -88,6 +88,10 @@ public enum EStep {
         let logAlpha: [Double]
         let sigma2: Double
         let blockSize: Int
+        /// Per image, the number of best (orientation, class) samples kept however small their weight
+        /// (pass 1 of the adaptive search, whose posterior at high SNR is sharper than its grid: see
+        /// `SearchRestriction.minimumCoarseSamples`); 0 keeps only the significant ones.
+        var keepBest = 0
 
         func slot(of a: Int) -> Int { (a / blockSize) % EStep.slotCount }
         func orientations(ofSlot s: Int) -> [Int] {
@@ -267,7 +271,11 @@ public enum EStep {
     static func coarsePosteriors(setup: RefinementSetup, model: Model, particles: [Particle], iteration: Int) throws
         -> (posteriors: [[(orientation: Int32, klass: Int32, logWeight: Double)]], triples: Int) {
         let plan = SearchPlan.make(setup: setup, particles: particles, previous: nil, iteration: iteration)
-        let tables = try makeTables(setup: setup, model: model, particles: particles, plan: plan)
+        var coarseTables = try makeTables(setup: setup, model: model, particles: particles, plan: plan)
+        // Every kept orientation may hold its samples in all classes: keeping M × K samples guarantees
+        // M distinct orientations.
+        coarseTables.keepBest = SearchRestriction.minimumCoarseSamples * model.classCount
+        let tables = coarseTables
         let grouping = OrderedFold<(perImage: [[Candidate]], triples: Int), SlotSearch>(
             ([[Candidate]](repeating: [], count: particles.count), 0)) { acc, part in
             acc.triples += part.triples
@@ -276,9 +284,11 @@ public enum EStep {
         forEachSlot(slotCount, threads: setup.options.threads) { s in grouping.deliver(s, searchML(tables, slot: s)) }
         let (perImage, triples) = grouping.result
         let posteriors = perImage.map { cands -> [(orientation: Int32, klass: Int32, logWeight: Double)] in
-            guard let best = cands.map(\.maxLog).max() else { return [] }
+            let byWeight = cands.sorted { ($0.maxLog, $1.orientation, $1.klass) > ($1.maxLog, $0.orientation, $0.klass) }
+            guard let best = byWeight.first?.maxLog else { return [] }
             let threshold = best + Foundation.log(significance)
-            return cands.filter { $0.maxLog > threshold }
+            return byWeight.enumerated().filter { $0.offset < tables.keepBest || $0.element.maxLog > threshold }
+                .map(\.element)
                 .sorted { ($0.orientation, $0.klass) < ($1.orientation, $1.klass) }
                 .map { ($0.orientation, $0.klass, $0.logSum) }
         }
@@ -391,6 +401,13 @@ public enum EStep {
         var out: [Candidate] = []
         var count = 0
         let logSig = Foundation.log(significance)
+        // The `keepBest` best maxLog values seen so far per image, descending (-∞ until filled).
+        let keep = t.keepBest
+        var topLogs = [Double](repeating: -Double.infinity, count: t.particles.count * keep)
+        /// Below this a triple of image i is neither significant nor among its best `keep`.
+        func cut(_ i: Int) -> Double {
+            keep == 0 ? runningMax[i] + logSig : min(runningMax[i] + logSig, topLogs[i * keep + keep - 1])
+        }
         let scale = vol / t.sigma2
         let w = t.window
         let everyone = (0 ..< t.particles.count).map { Int32($0) }
@@ -422,7 +439,7 @@ public enum EStep {
                         let cst = t.logAlpha[c] - lnN - half / t.sigma2
                         let maxTF = ws.windowMax(logPrior: lnP, segments: w.segments, scale: scaleF)
                         let maxT = Double(maxTF)
-                        if cst + maxT < runningMax[i] + logSig - 1 { continue }
+                        if cst + maxT < cut(i) - 1 { continue }
                         // Exact (Double) weights for shifts within e^-40 of the Float maximum.
                         let corr = ws.corr.pointer
                         var sumE = 0.0, sumED = 0.0, sumES2 = 0.0
@@ -443,8 +460,13 @@ public enum EStep {
                         }
                         guard sumE > 0 else { continue }
                         let maxLog = cst + bestT
-                        if maxLog < runningMax[i] + logSig { continue }
+                        if maxLog < cut(i) { continue }
                         if maxLog > runningMax[i] { runningMax[i] = maxLog }
+                        if keep > 0 && maxLog > topLogs[i * keep + keep - 1] {
+                            var j = i * keep + keep - 1
+                            while j > i * keep && topLogs[j - 1] < maxLog { topLogs[j] = topLogs[j - 1]; j -= 1 }
+                            topLogs[j] = maxLog
+                        }
                         out.append(Candidate(image: iv, orientation: Int32(a), klass: Int32(c), bestShift: Int32(arg),
                                              maxLog: maxLog, logSum: cst + maxT + Foundation.log(sumE),
                                              meanD: sumED / sumE, meanS2: sumES2 / sumE))

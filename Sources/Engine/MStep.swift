@@ -324,16 +324,21 @@ public enum MStep {
         }
         var out = FourierVolume(nx: d, ny: d, nz: d, data: f).inverseTransform()
         setup.realMasks.maskSphericalAverageOutside(&out)
+        return symmetrised(out, setup: setup)
+    }
+
+    /// The average of `v` over the point group of `--sym` (identity when there is none).
+    public static func symmetrised(_ v: Volume, setup: RefinementSetup) -> Volume {
         let elements = setup.symmetry.nonIdentityElements
-        if !elements.isEmpty {
-            var acc = out.data.map { Double($0) }
-            for g in elements {
-                let r = out.rotated(by: g.transposed, outside: out.cornerValue)
-                for j in 0 ..< acc.count { acc[j] += Double(r.data[j]) }
-            }
-            let scale = 1 / Double(elements.count + 1)
-            out.data = acc.map { Float($0 * scale) }
+        guard !elements.isEmpty else { return v }
+        var acc = v.data.map { Double($0) }
+        for g in elements {
+            let r = v.rotated(by: g.transposed, outside: v.cornerValue)
+            for j in 0 ..< acc.count { acc[j] += Double(r.data[j]) }
         }
+        let scale = 1 / Double(elements.count + 1)
+        var out = v
+        out.data = acc.map { Float($0 * scale) }
         return out
     }
 

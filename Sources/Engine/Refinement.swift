@@ -38,7 +38,10 @@ public struct Refinement: Sendable {
     /// - Parameter given: the references are the user's (`--ref`), not generated from the data: the
     ///   resolution-limited mode then starts at `--ini_high` or, without it, at the full radius. Starting
     ///   low would throw away what the user's map knows: on a pseudo-symmetric object the low-resolution
-    ///   E-step picks symmetry mates and never leaves them (measured in `EngineTests`).
+    ///   E-step picks symmetry mates and never leaves them (measured in `EngineTests`). References built
+    ///   from input poses (`--keep_angles`, `--dont_rotate`, …) continue an alignment the same way: the
+    ///   seed's 10° local refinement of a 15° consensus (36 particles, SNR 5) went from 15.9° to 18.6°
+    ///   when it restarted at 5 shells.
     public func initialModel(references: [Volume], fractions: [Double]? = nil, given: Bool = false) throws -> Model {
         let o = setup.options
         guard !references.isEmpty else { throw EngineError("no references") }
@@ -56,8 +59,8 @@ public struct Refinement: Sendable {
         var m = Model(references: references, fractions: alpha, sigmaNoise: o.noise,
                       sigmaOffset: setup.initialSigmaOffset, iteration: o.istart - 1)
         m.fsc = [[Double]](repeating: [Double](repeating: 0, count: setup.dim / 2 + 1), count: references.count)
-        if given && o.usesResolutionLimit {
-            m.currentRadius = o.initialHighResolution > 0 ? setup.initialRadius : setup.radiusCap
+        if (given || o.startsFromInputPoses) && o.usesResolutionLimit {
+            m.currentRadius = setup.startingRadius(givenReferences: given)
         }
         if o.istart == 1 {
             MStep.regularise(&m, setup: setup, iteration: 0, totalImages: 0)
@@ -139,10 +142,10 @@ public struct Refinement: Sendable {
         let splitting = consensusPhase && iteration == o.istart + c
         var partition: (classes: Int, classOf: [Int])?
         if splitting {
-            if o.splitsConsensus, let previous {
+            if o.splitsConsensus, let poses = previous ?? (o.startsFromInputPoses ? particles.map(inputPose) : nil) {
                 var total = [Double(particles.count)]
                 try reducer.sumInPlace(&total)
-                let classOf = try ConsensusSplit.classes(particles: workParticles, poses: previous,
+                let classOf = try ConsensusSplit.classes(particles: workParticles, poses: poses,
                                                          consensus: eModel.references[0], setup: work,
                                                          radius: radius, classes: k,
                                                          totalImages: Int(total[0]), seed: o.seed, reducer: reducer)
@@ -180,7 +183,13 @@ public struct Refinement: Sendable {
             next = Self.expand(next, to: k)
             reseeded = []
         }
-        next = next.resized(to: d)
+        if dc != d {
+            next = next.resized(to: d)
+            // An even cropped box holds its Nyquist frequency on one side only (−dc/2), so padding back
+            // breaks the point group's symmetry at that shell (a C4 reference came out 1.7 % asymmetric):
+            // symmetrise again in the full box.
+            next.references = next.references.map { MStep.symmetrised($0, setup: setup) }
+        }
         if o.usesResolutionLimit { next.currentRadius = nextRadius(after: next, radius: radius) }
         let t3 = Date()
         timing.eStep = t1.timeIntervalSince(t0)
@@ -203,6 +212,15 @@ public struct Refinement: Sendable {
             stats.coarseTriples = restriction.coarseTriples
         }
         return (next, e.results, stats)
+    }
+
+    /// A particle's input pose as a result (the consensus split of a run that starts from input poses).
+    /// Fixed-orientation modes applied the input shift when the particle was prepared.
+    func inputPose(_ p: Particle) -> ParticleResult {
+        let o = setup.options
+        return ParticleResult(globalIndex: p.globalIndex, angles: p.inputAngles,
+                              shift: o.onlyAverage || o.dontAlign ? .zero : p.inputShift, classNumber: 1,
+                              logLikelihood: 0, maxProbability: 1, regionNumber: p.regionNumber, halfSet: p.halfSet)
     }
 
     /// Pass 1 of the adaptive search: the coarse grid in the box cropped to the shells it resolves (at

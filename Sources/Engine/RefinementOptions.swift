@@ -90,9 +90,9 @@ public struct RefinementOptions: Sendable, Equatable {
     public var consensusIterations: Int? = nil
     /// The original's computation (`--classic`): full-resolution E- and M-steps, imputation of the missing
     /// region from the previous reference, references generated from random subsets in random
-    /// orientations. Still the default: the resolution-limited MAP mode (`--map`, `classic = false`)
-    /// classifies the ribosome case of issue 15 but drifts after the split on a small blob phantom
-    /// (see DEVIATIONS.md).
+    /// orientations, one-pass exhaustive search. Still the program's default (`--map` sets it false):
+    /// made the default, the MAP mode failed on the seed's small high-SNR 3-class set (class accuracy
+    /// 0.64–0.69 against ≥ 0.8) and on the two-step workflow test (0.77), see DEVIATIONS.md.
     public var classic: Bool = true
     /// Regularisation parameter T of the MAP M-step (`--tau2_fudge`): the per-shell prior on the signal
     /// power is T × the power the half-set FSC supports; larger T trusts the data more.
@@ -143,13 +143,19 @@ public struct RefinementOptions: Sendable, Equatable {
 
     /// Whether reference-free classes start from one aligned consensus split along the main direction of
     /// variation (instead of random subsets in random orientations).
-    public var splitsConsensus: Bool { usesResolutionLimit && nref > 1 && !startsFromInputPoses }
+    public var splitsConsensus: Bool { usesResolutionLimit && nref > 1 && !(startsFromInputPoses && inputHasClasses) }
+    /// The input metadata puts every image in one of the K classes (set by the caller from the input
+    /// doc): a run that starts from input poses then starts from those classes. Without classes it
+    /// splits the consensus of the input poses at once (`splitsConsensus`).
+    public var inputHasClasses = false
 
     /// The consensus iterations in force (see `consensusIterations`).
     public var effectiveConsensusIterations: Int {
         if let n = consensusIterations { return n }
-        // A one-iteration run splits at once (randomly: there are no poses yet).
-        return splitsConsensus ? min(6, (iterations - istart + 1) / 2) : 0
+        // Input poses are already a consensus: split it at once. A one-iteration run splits at once too
+        // (randomly: there are no poses yet).
+        guard splitsConsensus, !startsFromInputPoses else { return 0 }
+        return min(6, (iterations - istart + 1) / 2)
     }
 
     /// Regularisation strength at iteration `it` (spec §8.7).

@@ -128,6 +128,13 @@ public struct RefinementSetup: Sendable {
         return max(2, min(radiusCap, r))
     }
 
+    /// The radius of a run's first iteration in the resolution-limited mode: `--ini_high` when given;
+    /// else the full radius when the run continues an alignment (given references, or references built
+    /// from input poses), else `initialRadius`.
+    public func startingRadius(givenReferences: Bool) -> Int {
+        (givenReferences || options.startsFromInputPoses) && options.initialHighResolution <= 0 ? radiusCap : initialRadius
+    }
+
     /// Shells added to the resolution the data support, per iteration (`--incr_size`).
     public var radiusIncrement: Int { options.resolutionIncrement > 0 ? options.resolutionIncrement : max(2, dim / 16) }
 

@@ -37,6 +37,9 @@ struct RefineRun {
                                     hasMissingData: !inputs.regions.isEmpty, regions: inputs.regions)
         try communicator.agree { if rank == 0 { try outputs.checkDirectory() } }
         logSummary(inputs, setup)
+        if !engineOptions.classic && (o.dontImpute || o.imputeIter != 1 || o.noimpThreshold != 1) {
+            log.warning("--dont_impute, --impute_iter and --noimp_threshold only change the classic computation; --map replaces imputation by its Wiener update and ignores them")
+        }
         let total = inputs.images.count
         let mine = partition(count: total, ranks: communicator.size, rank: rank)
         // The runtime's own footprint (Swift, Open MPI, HDF5, FFTW), before any image is loaded: peak RSS
@@ -59,7 +62,7 @@ struct RefineRun {
             // Only rank 0 reports, so only rank 0 times the kernels.
             if rank == 0 {
                 reportPrediction(CostPrediction.predict(setup: setup, inputAngles: inputs.images.map(\.angles),
-                                                        ranks: communicator.size))
+                                                        ranks: communicator.size, givenReferences: o.ref != nil))
             }
             log.info("dry run: inputs are consistent; nothing computed")
             return
@@ -154,6 +157,7 @@ struct RefineRun {
         } else {
             e.nref = options.nref ?? inputs.referenceLocators.count
         }
+        e.inputHasClasses = InitialReferences.inputPartition(inputs.images.map(\.classIndex), classes: e.nref) != nil
         try e.validate()
         return e
     }
@@ -247,8 +251,16 @@ struct RefineRun {
         let perImage = String(format: "%.0f", p.orientationsPerImage)
         let kernels = String(format: "one %d³ c2r FFT %.0f µs, one rotation %.0f µs here", p.dim, p.c2rSeconds * 1e6,
                              p.rotationSeconds * 1e6)
-        log.info("predicted: \(p.triples) (image, orientation, class) triples per iteration (\(perImage) orientations per image; \(kernels))")
-        log.info("predicted time per iteration ≈ \(formatDuration(p.secondsPerIteration)) (E-step \(formatDuration(p.eStepSeconds)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); \(iterations) iteration(s) ≈ \(formatDuration(p.secondsPerIteration * Double(iterations)))")
+        if p.coarseTriples > 0 {
+            log.info("predicted for the first iteration (box \(p.dim)³, \(p.classes) class(es) searched): two-pass search, \(p.coarseTriples) coarse triples (box \(p.coarseDim)³), then \(p.triplesAtLeast - p.coarseTriples)–\(p.triples - p.coarseTriples) fine ones (how many depends on how sharp the posteriors are; \(kernels))")
+            log.info("predicted time for the first iteration \(formatDuration(p.secondsPerIterationAtLeast))–\(formatDuration(p.secondsPerIteration)) (E-step \(formatDuration(p.eStepSecondsAtLeast))–\(formatDuration(p.eStepSeconds)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); later iterations grow with the resolution towards the full box")
+        } else if p.dim < p.fullDim {
+            log.info("predicted for the first iteration (box \(p.dim)³ of \(p.fullDim)³, \(p.classes) class(es) searched): \(p.triples) (image, orientation, class) triples (\(perImage) orientations per image; \(kernels))")
+            log.info("predicted time for the first iteration ≈ \(formatDuration(p.secondsPerIteration)) (E-step \(formatDuration(p.eStepSeconds)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); later iterations grow with the resolution towards the full box")
+        } else {
+            log.info("predicted: \(p.triples) (image, orientation, class) triples per iteration (\(perImage) orientations per image; \(kernels))")
+            log.info("predicted time per iteration ≈ \(formatDuration(p.secondsPerIteration)) (E-step \(formatDuration(p.eStepSeconds)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); \(iterations) iteration(s) ≈ \(formatDuration(p.secondsPerIteration * Double(iterations)))")
+        }
         FileHandle.standardOutput.write(Data((p.jsonLine + "\n").utf8))
     }
 }

@@ -93,6 +93,20 @@ import Volumes
         let predicted = try #require(prediction["triples"] as? Int)
         #expect(predicted > 0)
         #expect(predicted == iteration["triples"] as? Int, "predicted \(predicted), evaluated \(iteration["triples"] ?? "?")")
+
+        // The two-pass search of --map (--ang 15): its coarse pass exactly, its fine pass within the predicted bounds.
+        let fine = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "run15/x", "--nref", "2", "--ang", "15",
+                    "--iter", "1", "--map"] + wedge
+        let dry15 = try await refine(ws, fine + ["--dry-run"])
+        let p15 = try #require(RunFiles.events(dry15.stdout, "prediction").first, "no prediction line: \(dry15)")
+        let run15 = try await refine(ws, fine)
+        let it15 = try #require(RunFiles.events(run15.stdout, "iteration").first, "no iteration line: \(run15)")
+        let coarse = try #require(p15["coarse_triples"] as? Int)
+        let most = try #require(p15["triples"] as? Int), least = try #require(p15["triples_at_least"] as? Int)
+        let measured = try #require(it15["triples"] as? Int)
+        #expect(coarse > 0 && coarse == it15["coarse_triples"] as? Int, "coarse: predicted \(coarse), evaluated \(it15["coarse_triples"] ?? "?")")
+        #expect(least <= measured && measured <= most, "evaluated \(measured) triples, predicted \(least)…\(most)")
+        #expect(dry15.combinedOutput.contains("predicted time for the first iteration"), "\(dry15)")
     }
 
     // MARK: Searches
@@ -402,7 +416,8 @@ import Volumes
             let r = (row.angles.psi - 2.75).truncatingRemainder(dividingBy: 90)
             #expect(min(abs(r), 90 - abs(r)) < 1e-3, "\(image): psi \(row.angles.psi)")
         }
-        // Regularisation, imputation and filter options run and change the result.
+        // Regularisation, imputation and filter options run and change the result; the imputation options
+        // belong to the classic computation (the --map update does not impute) and say so otherwise.
         _ = try await refine(ws, common + ["--oroot", "plain/x", "--iter", "2"])
         let plain = try ReferenceStackFile.read(ws.file("data/plain/x.h5")).references
         let variants: [(String, [String])] = [
@@ -417,6 +432,8 @@ import Volumes
             let refs = try ReferenceStackFile.read(ws.file("data/\(name)/x.h5")).references
             #expect(RunFiles.relativeDifference(plain[0], refs[0]) > 1e-4, "\(name): \(flags) changed nothing")
         }
+        let ignored = try await refine(ws, common + ["--oroot", "noimputemap/x", "--iter", "1", "--map", "--dont_impute"])
+        #expect(ignored.combinedOutput.contains("only change the classic computation"), "\(ignored)")
         // --trymindiff_factor is accepted (kept for compatibility) and changes nothing.
         _ = try await refine(ws, common + ["--oroot", "trymin/x", "--iter", "2", "--trymindiff_factor", "0.5"])
         #expect(try RunFiles.rows(ws.file("data/trymin/x.doc")) == RunFiles.rows(ws.file("data/plain/x.doc")))
