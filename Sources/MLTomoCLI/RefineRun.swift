@@ -95,12 +95,12 @@ struct RefineRun {
             allResults = inputs.images.enumerated().map { i, image in
                 ParticleResult(globalIndex: i, angles: image.angles, shift: image.shift,
                                classNumber: (image.classIndex ?? 0) + 1, logLikelihood: 0, maxProbability: 0,
-                               regionNumber: image.region.map { $0 + 1 } ?? 0, halfSet: Particle.halfSet(seed: o.seed, globalIndex: i))
+                               regionNumber: inputs.regionIndex(ofImage: i).map { $0 + 1 } ?? 0, halfSet: Particle.halfSet(seed: o.seed, globalIndex: i))
             }
             try communicator.agree {
                 if rank == 0 {
                     try outputs.write(iteration: model.iteration, model: model, results: allResults, images: inputs.imageTable,
-                                      statistics: nil, timing: nil, state: RestartState())
+                                      statistics: nil)
                 }
             }
             log.info("starting references ready (\(model.classCount) class(es), \(setup.dim)³) in \(formatDuration(clock.restart()))")
@@ -121,7 +121,7 @@ struct RefineRun {
         let outcome = try driver.run(from: .init(model: model, previous: previous, results: allResults), first: first, last: last,
                                      sink: sink) { end in
             try outputs.write(iteration: nil, model: end.model, results: end.results, images: inputs.imageTable,
-                              statistics: end.lastStatistics, timing: nil, state: RestartState())
+                              statistics: end.lastStatistics)
         }
         switch outcome.end {
         case .completed: break
@@ -188,11 +188,8 @@ struct RefineRun {
             loaded.reserveCapacity(end - start)
             for i in start ..< end {
                 let entry = inputs.images[i]
-                let context = inputs.imageTable.location(row: i)
-                let locator = try ImageLocator(parsing: entry.image, context: context)
-                    .resolved(metadataFile: inputs.imageMetadataPath, context: context)
-                let volume = try VolumeIO.readCubic(locator.description, box: inputs.originalDim)
-                let input = ParticleInput(globalIndex: i, volume: volume, region: entry.region, angles: entry.angles,
+                let volume = try VolumeIO.readCubic(try inputs.metadata.resolvedImage(i).description, box: inputs.originalDim)
+                let input = ParticleInput(globalIndex: i, volume: volume, region: inputs.regionIndex(ofImage: i), angles: entry.angles,
                                           shift: entry.shift, classIndex: entry.classIndex)
                 loaded.append(focus?.apply(to: input) ?? input)
             }
@@ -263,7 +260,7 @@ struct RefineProgress: IterationSink {
         let clock = Stopwatch()
         let it = report.iteration
         try outputs.write(iteration: it, model: report.model, results: report.results, images: images,
-                          statistics: report.statistics, timing: nil, state: RestartState())
+                          statistics: report.statistics)
         var logged = report.timing
         logged.write = clock.seconds
         // Written last: the log doc names the other files and carries the time it took to write them.
