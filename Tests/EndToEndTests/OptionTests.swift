@@ -81,18 +81,16 @@ import Volumes
         let arguments = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "run/x", "--nref", "2", "--ang", "30",
                          "--iter", "1"] + wedge
         let dry = try await refine(ws, arguments + ["--dry-run"])
-        let prediction = try #require(RunFiles.events(dry.stdout, "prediction").first, "no prediction line: \(dry)")
+        let prediction = try #require(try RunEvents.decode(PredictionEvent.self, from: dry.stdout).first, "no prediction line: \(dry)")
         #expect(dry.combinedOutput.contains("predicted time per iteration"), "\(dry)")
         #expect(!FileManager.default.fileExists(atPath: ws.file("data/run")), "a dry run must write nothing")
-        let seconds = try #require(prediction["seconds_per_iteration"] as? Double)
-        #expect(seconds > 0 && seconds.isFinite)
-        #expect(prediction["ranks"] as? Int == 2)
+        #expect(prediction.secondsPerIteration > 0 && prediction.secondsPerIteration.isFinite)
+        #expect(prediction.ranks == 2)
 
         let run = try await refine(ws, arguments)
-        let iteration = try #require(RunFiles.events(run.stdout, "iteration").first, "no iteration line: \(run)")
-        let predicted = try #require(prediction["triples"] as? Int)
-        #expect(predicted > 0)
-        #expect(predicted == iteration["triples"] as? Int, "predicted \(predicted), evaluated \(iteration["triples"] ?? "?")")
+        let iteration = try #require(try RunEvents.decode(IterationEvent.self, from: run.stdout).first, "no iteration line: \(run)")
+        #expect(prediction.triples > 0)
+        #expect(prediction.triples == iteration.triples, "predicted \(prediction.triples), evaluated \(iteration.triples)")
     }
 
     // MARK: Searches
