@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import Volumes
 
 /// Measured throughput of the Formats hot paths (for `ml_tomo bench`).

@@ -57,7 +57,10 @@ public struct CostPrediction: Sendable {
 
     /// Predicts one iteration of a run on `images` subtomograms (their input angles, in order, centre
     /// the local searches) with `ranks` processes of `setup.options.threads` threads.
-    public static func predict(setup: RefinementSetup, inputAngles: [EulerAngles], ranks: Int) -> CostPrediction {
+    /// `c2rSeconds` and `rotationSeconds` are the two kernels measured on this machine (one d³ c2r FFT,
+    /// one Fourier-space rotation, on one thread; Diagnostics' `KernelTiming`).
+    public static func predict(setup: RefinementSetup, inputAngles: [EulerAngles], ranks: Int,
+                               c2rSeconds: Double, rotationSeconds: Double) -> CostPrediction {
         let o = setup.options
         let n = inputAngles.count
         var perImage = 1.0
@@ -81,34 +84,6 @@ public struct CostPrediction: Sendable {
         return CostPrediction(images: n, ranks: ranks, threads: o.threads, classes: classes, dim: d,
                               orientationsPerImage: perImage, rotationsPerRank: rotations,
                               triples: o.onlyAverage ? 0 : Int((Double(n) * perImage).rounded()) * classes,
-                              c2rSeconds: EngineBenchmark.fftSeconds(dim: d, repetitions: 50),
-                              rotationSeconds: rotationSeconds(dim: d, padding: o.rotationPadding))
-    }
-
-    /// Median seconds of one general Fourier-space rotation of a random d³ reference on this thread.
-    static func rotationSeconds(dim d: Int, padding: Int) -> Double {
-        var rng = SeededRandom(seed: 7, streams: 0x5EED)
-        var v = Volume(dim: d)
-        for j in 0 ..< v.count { v.data[j] = Float(rng.nextGaussian()) }
-        let rotator = FourierRotator(reference: v, padding: padding)
-        let out = AlignedBuffer<Complex<Float>>(count: d * d * (d / 2 + 1))
-        let a = EulerAngles(rot: 31, tilt: 47, psi: -113).matrix
-        var times: [Double] = []
-        for _ in 0 ..< 15 {
-            let start = DispatchTime.now().uptimeNanoseconds
-            rotator.rotate(a, maxRadius: Double(d) / 2, into: out.pointer)
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
-        }
-        return times.sorted()[times.count / 2]
-    }
-
-    /// One JSON object (the `{"event":"prediction",…}` line of a dry run).
-    public var jsonLine: String {
-        func num(_ x: Double) -> String { String(format: "%.6g", x) }
-        return "{\"event\":\"prediction\",\"images\":\(images),\"ranks\":\(ranks),\"threads\":\(threads),"
-            + "\"classes\":\(classes),\"dim\":\(dim),\"orientations_per_image\":\(num(orientationsPerImage)),"
-            + "\"triples\":\(triples),\"c2r_seconds\":\(num(c2rSeconds)),\"rotation_seconds\":\(num(rotationSeconds)),"
-            + "\"estep_seconds\":\(num(eStepSeconds)),\"reduce_seconds\":\(num(reduceSeconds)),"
-            + "\"mstep_seconds\":\(num(mStepSeconds)),\"seconds_per_iteration\":\(num(secondsPerIteration))}"
+                              c2rSeconds: c2rSeconds, rotationSeconds: rotationSeconds)
     }
 }

@@ -1,3 +1,4 @@
+import Diagnostics
 import Distributed
 import Engine
 import Formats
@@ -58,8 +59,10 @@ struct RefineRun {
         if o.dryRun {
             // Only rank 0 reports, so only rank 0 times the kernels.
             if rank == 0 {
-                reportPrediction(CostPrediction.predict(setup: setup, inputAngles: inputs.images.map(\.angles),
-                                                        ranks: communicator.size))
+                reportPrediction(CostPrediction.predict(
+                    setup: setup, inputAngles: inputs.images.map(\.angles), ranks: communicator.size,
+                    c2rSeconds: KernelTiming.c2rSeconds(dim: setup.dim, repetitions: 50),
+                    rotationSeconds: KernelTiming.rotationSeconds(dim: setup.dim, padding: engineOptions.rotationPadding)))
             }
             log.info("dry run: inputs are consistent; nothing computed")
             return
@@ -110,7 +113,7 @@ struct RefineRun {
         // JSON lines comes from the same run as the timings.
         var driver = RefinementDriver(collectives: AgreeingReducer(communicator, localStop: { StopRequest.isSet }),
                                       refinement: refinement, particles: particles, totalImages: total)
-        driver.fftSeconds = rank == 0 ? EngineBenchmark.fftSeconds(dim: setup.dim, repetitions: 100) : 0
+        driver.fftSeconds = rank == 0 ? KernelTiming.c2rSeconds(dim: setup.dim, repetitions: 100) : 0
         if let focus { driver.adjustModel = { focus.apply(to: $0) } }
         driver.baselineRSSMiB = baselineRSS
         driver.budgetMiB = Double(budget.total) / 1_048_576
@@ -246,7 +249,7 @@ struct RefineRun {
                              p.rotationSeconds * 1e6)
         log.info("predicted: \(p.triples) (image, orientation, class) triples per iteration (\(perImage) orientations per image; \(kernels))")
         log.info("predicted time per iteration ≈ \(formatDuration(p.secondsPerIteration)) (E-step \(formatDuration(p.eStepSeconds)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); \(iterations) iteration(s) ≈ \(formatDuration(p.secondsPerIteration * Double(iterations)))")
-        FileHandle.standardOutput.write(Data((p.jsonLine + "\n").utf8))
+        FileHandle.standardOutput.write(Data((RunEvents.line(PredictionEvent(p)) + "\n").utf8))
     }
 }
 
@@ -283,7 +286,7 @@ struct RefineProgress: IterationSink {
             + "M-step \(formatDuration(t.mStep)), write \(formatDuration(t.write))"
         let eta = it < last ? "; about \(formatDuration(remaining)) left" : ""
         log.info("iteration \(it)/\(last): \(model); \(formatDuration(t.total)) (\(parts))\(eta)")
-        FileHandle.standardOutput.write(Data((t.jsonLine(iteration: it, statistics: s) + "\n").utf8))
+        FileHandle.standardOutput.write(Data((RunEvents.line(IterationEvent(iteration: it, timing: t, statistics: s)) + "\n").utf8))
     }
 }
 

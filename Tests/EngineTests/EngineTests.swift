@@ -317,19 +317,6 @@ struct Scenario {
     }
 }
 
-@Suite struct EngineBenchmarkTests {
-    @Test func benchmarkReportsTheWorkload() throws {
-        let env = ProcessInfo.processInfo.environment
-        let n = Int(env["ENGINE_BENCH_PARTICLES"] ?? "") ?? 8
-        let ang = Double(env["ENGINE_BENCH_ANG"] ?? "") ?? 30
-        let r = try EngineBenchmark.refinementWorkload(particles: n, dim: 32, classes: 2, angularStep: ang, threads: 2)
-        print(r)
-        #expect(r.triples == n * 2 * r.orientations)
-        // fftSeconds is clamped at 1e-9 (a timer that reads nothing): a measured FFT must lie above it.
-        #expect(r.eStepSeconds > 0 && r.fftSeconds > 1e-9)
-    }
-}
-
 /// The two changes that let a K-class run continue a classification and a focussed one stay stable.
 @Suite struct ContinuationAndMaskTests {
     @Test func inputPartitionNeedsEveryImageInOneOfTheKClasses() {
