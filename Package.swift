@@ -38,12 +38,18 @@ let package = Package(
             .product(name: "Numerics", package: "swift-numerics"),
         ], exclude: ["DEVIATIONS.md"]),
         .target(name: "Distributed", dependencies: ["CMPI", "Engine", "Volumes"]),
+        // Instrumentation kept out of the algorithm: kernel timing (the cost model's units) and the
+        // benchmark workloads of `ml_tomo bench`.
+        .target(name: "Diagnostics", dependencies: [
+            "Volumes", "Formats", "Engine",
+            .product(name: "Numerics", package: "swift-numerics"),
+        ]),
         .target(name: "Simulation", dependencies: [
             "Volumes", "Formats",
             .product(name: "Numerics", package: "swift-numerics"),
         ]),
         .executableTarget(name: "MLTomoCLI", dependencies: [
-            "Volumes", "Formats", "Engine", "Distributed", "Simulation", "CMalloc",
+            "Volumes", "Formats", "Engine", "Distributed", "Simulation", "Diagnostics", "CMalloc",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Plot", package: "Plot"),
@@ -53,6 +59,7 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Volumes"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Volumes"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Engine", "Volumes"]),
+        .testTarget(name: "DiagnosticsTests", dependencies: ["Diagnostics"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Formats", "Volumes"]),
         // Launches the built `ml_tomo` (mpirun with 1, 2, 3 ranks) and the Python readers.
         .testTarget(name: "EndToEndTests", dependencies: ["Formats", "Volumes"]),

@@ -1,4 +1,3 @@
-import Engine
 import Foundation
 
 /// Per-iteration time breakdown over all ranks (the raw material of the scaling study).
@@ -34,20 +33,5 @@ public struct RankTiming: Sendable, Equatable {
         self.baselineRSSMiB = baselineRSSMiB
         self.budgetMiB = budgetMiB
         self.fftSeconds = fftSeconds
-    }
-
-    /// One JSON line for the log (`{"event":"iteration",...}`), for scripts.
-    public func jsonLine(iteration: Int, statistics s: IterationStatistics) -> String {
-        func num(_ x: Double) -> String { x.isFinite ? String(format: "%.6g", x) : "null" }
-        let fractions = s.fractions.map(num).joined(separator: ",")
-        return "{\"event\":\"iteration\",\"iteration\":\(iteration),\"ranks\":\(ranks),\"threads\":\(threads),"
-            + "\"seconds\":\(num(total)),\"estep_max\":\(num(eStepMax)),\"estep_min\":\(num(eStepMin)),"
-            + "\"reduce\":\(num(reduce)),\"mstep\":\(num(mStep)),\"write\":\(num(write)),"
-            + "\"log_likelihood\":\(num(s.logLikelihood)),\"pmax\":\(num(s.averageMaxProbability)),"
-            + "\"sigma_noise\":\(num(s.sigmaNoise)),\"sigma_offset\":\(num(s.sigmaOffset)),"
-            + "\"fractions\":[\(fractions)],\"triples\":\(s.triples),\"coarse_triples\":\(s.coarseTriples),\"significant_triples\":\(s.significantTriples),"
-            + "\"peak_rss_mib\":\(num(peakRSSMiB)),\"baseline_rss_mib\":\(num(baselineRSSMiB)),\"budget_mib\":\(num(budgetMiB)),\"fft_c2r_seconds\":\(num(fftSeconds)),"
-            + "\"c2r_in_estep_seconds\":\(num(s.c2rCalls > 0 ? s.c2rSeconds / Double(s.c2rCalls) : 0)),"
-            + "\"radius\":\(s.radius),\"box\":\(s.workingDim),\"converged\":\(s.converged)}"
     }
 }

@@ -82,8 +82,10 @@ public struct CostPrediction: Sendable {
     /// classes are to be split from it, and, with the two-pass search, scores the coarse grid in the box
     /// of the shells the fine step resolves, then a data-dependent part of the fine grid (`triplesAtLeast`
     /// … `triples`). Later iterations grow towards the full box.
-    public static func predict(setup: RefinementSetup, inputAngles: [EulerAngles], ranks: Int,
-                               givenReferences: Bool) -> CostPrediction {
+    /// `kernels(d, padding)` measures the two kernels on this machine for a d³ box (one c2r FFT, one
+    /// Fourier-space rotation, on one thread; Diagnostics' `KernelTiming`): the Engine reads no clocks.
+    public static func predict(setup: RefinementSetup, inputAngles: [EulerAngles], ranks: Int, givenReferences: Bool,
+                               kernels: (_ dim: Int, _ rotationPadding: Int) -> (c2r: Double, rotation: Double)) -> CostPrediction {
         let o = setup.options
         let n = inputAngles.count
         var perImage = 1.0
@@ -106,50 +108,21 @@ public struct CostPrediction: Sendable {
         let rotations = o.onlyAverage ? 0
             : (o.fixedOrientation ? imagesOnBusiestRank(n, ranks: ranks) : (setup.sampling?.count ?? 0))
         let triples = o.onlyAverage ? 0 : Int((Double(n) * perImage).rounded()) * classes
+        let timed = kernels(d, o.rotationPadding)
         var p = CostPrediction(images: n, ranks: ranks, threads: o.threads, classes: classes, dim: d, fullDim: setup.dim,
                                orientationsPerImage: perImage, rotationsPerRank: rotations,
                                triples: triples, triplesAtLeast: triples,
-                               c2rSeconds: EngineBenchmark.fftSeconds(dim: d, repetitions: 50),
-                               rotationSeconds: rotationSeconds(dim: d, padding: o.rotationPadding))
+                               c2rSeconds: timed.c2r, rotationSeconds: timed.rotation)
         if o.usesAdaptiveSearch && setup.localSearch == nil && !o.onlyAverage, let fine = setup.sampling,
            let coarse = CoarseGrid(fine: fine) {
             let fewest = Double(coarse.children.map(\.count).min() ?? fine.count)
             p.coarseTriples = n * coarse.sampling.count * classes
             p.coarseDim = setup.croppedDim(radius: min(radius, coarse.radius))
-            p.coarseC2RSeconds = EngineBenchmark.fftSeconds(dim: p.coarseDim, repetitions: 50)
+            p.coarseC2RSeconds = kernels(p.coarseDim, o.rotationPadding).c2r
             p.triples = p.coarseTriples + triples
             p.triplesAtLeast = p.coarseTriples + Int((Double(n) * fewest).rounded()) * classes
             p.rotationsPerRank += coarse.sampling.count
         }
         return p
-    }
-
-    /// Median seconds of one general Fourier-space rotation of a random d³ reference on this thread.
-    static func rotationSeconds(dim d: Int, padding: Int) -> Double {
-        var rng = SeededRandom(seed: 7, streams: 0x5EED)
-        var v = Volume(dim: d)
-        for j in 0 ..< v.count { v.data[j] = Float(rng.nextGaussian()) }
-        let rotator = FourierRotator(reference: v, padding: padding)
-        let out = AlignedBuffer<Complex<Float>>(count: d * d * (d / 2 + 1))
-        let a = EulerAngles(rot: 31, tilt: 47, psi: -113).matrix
-        var times: [Double] = []
-        for _ in 0 ..< 15 {
-            let start = DispatchTime.now().uptimeNanoseconds
-            rotator.rotate(a, maxRadius: Double(d) / 2, into: out.pointer)
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
-        }
-        return times.sorted()[times.count / 2]
-    }
-
-    /// One JSON object (the `{"event":"prediction",…}` line of a dry run).
-    public var jsonLine: String {
-        func num(_ x: Double) -> String { String(format: "%.6g", x) }
-        return "{\"event\":\"prediction\",\"images\":\(images),\"ranks\":\(ranks),\"threads\":\(threads),"
-            + "\"classes\":\(classes),\"dim\":\(dim),\"orientations_per_image\":\(num(orientationsPerImage)),"
-            + "\"triples\":\(triples),\"triples_at_least\":\(triplesAtLeast),\"coarse_triples\":\(coarseTriples),"
-            + "\"coarse_dim\":\(coarseDim),\"c2r_seconds\":\(num(c2rSeconds)),\"rotation_seconds\":\(num(rotationSeconds)),"
-            + "\"estep_seconds\":\(num(eStepSeconds)),\"reduce_seconds\":\(num(reduceSeconds)),"
-            + "\"mstep_seconds\":\(num(mStepSeconds)),\"seconds_per_iteration\":\(num(secondsPerIteration)),"
-            + "\"seconds_per_iteration_at_least\":\(num(secondsPerIterationAtLeast))}"
     }
 }

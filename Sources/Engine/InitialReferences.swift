@@ -119,10 +119,10 @@ public struct InitialReferences: Sendable {
         var wedgeOut = [[Double]]()
         var resolutions = [Double]()
         for c in 0 ..< k {
-            let fsc = FSCCurve(sums.imageSums[c], sums.imageSums[k + c],
-                               weights: setup.hasMissingData ? (sums.wedgeSums[c], sums.wedgeSums[k + c]) : nil,
-                               dim: d, pixelSize: o.pixelSize)
-            resolutions.append(fsc.resolution)
+            let fsc = MStep.halfSetFSC(sums.imageSums[c], sums.imageSums[k + c],
+                                       wedges: setup.hasMissingData ? (sums.wedgeSums[c], sums.wedgeSums[k + c]) : nil, dim: d)
+            let resolution = MStep.resolution(fsc, pixelSize: o.pixelSize)
+            resolutions.append(resolution)
             let image = zip(sums.imageSums[c], sums.imageSums[k + c]).map { $0 + $1 }
             let wedge = zip(sums.wedgeSums[c], sums.wedgeSums[k + c]).map { $0 + $1 }
             let count = sums.classWeights[c]
@@ -135,7 +135,7 @@ public struct InitialReferences: Sendable {
                 for j in 0 ..< nh { f[j] = f[j].multiplied(by: s) }
             }
             let ref = FourierVolume(nx: d, ny: d, nz: d, data: f).inverseTransform()
-            refs.append(MStep.postProcess(ref, setup: setup, lowPass: o.iniFilter ? fsc.resolution * o.pixelSize : nil))
+            refs.append(MStep.postProcess(ref, setup: setup, lowPass: o.iniFilter ? resolution * o.pixelSize : nil))
             wedgeOut.append(wedge)
         }
         if k < o.nref {

@@ -2,55 +2,6 @@ import Foundation
 import Numerics
 import Volumes
 
-/// Fourier shell correlation of two half-set sums (spec §8.6).
-public struct FSCCurve: Sendable, Equatable {
-    /// FSC per shell q = 0 … d/2 (shell 0 is the DC term and is not used).
-    public var values: [Double]
-    /// Frequency of shell q, 1/Å: q/(d·pixelSize).
-    public var frequencies: [Double]
-    /// Frequency (1/Å) of the last shell before the FSC first drops below 0.5 (spec §8.6 rule).
-    public var resolution: Double
-
-    /// FSC between `m1` and `m2` (real, d³), optionally cross-weighted by their wedge sums (half-complex).
-    public init(_ m1: [Double], _ m2: [Double], weights: ([Double], [Double])?, dim d: Int, pixelSize: Double) {
-        let hx = d / 2 + 1
-        let h = d / 2
-        let f1 = Volume(nx: d, ny: d, nz: d, data: m1.map { Float($0) }).fourierTransform().data
-        let f2 = Volume(nx: d, ny: d, nz: d, data: m2.map { Float($0) }).fourierTransform().data
-        var num = [Double](repeating: 0, count: h + 1)
-        var den1 = num, den2 = num
-        func digital(_ i: Int) -> Double { i <= d / 2 ? Double(i) / Double(d) : Double(i - d) / Double(d) }
-        for z in 0 ..< d {
-            let fz = digital(z)
-            for y in 0 ..< d {
-                let fy = digital(y)
-                for x in 0 ..< hx {
-                    let fx = digital(x)
-                    let rho = (fx * fx + fy * fy + fz * fz).squareRoot()
-                    if rho > 0.5 { continue }
-                    let q = Int((rho * Double(d)).rounded())
-                    if q > h { continue }
-                    let j = (z * d + y) * hx + x
-                    let w1 = weights?.0[j] ?? 1, w2 = weights?.1[j] ?? 1
-                    let z1r = w2 * Double(f1[j].real), z1i = w2 * Double(f1[j].imaginary)
-                    let z2r = w1 * Double(f2[j].real), z2i = w1 * Double(f2[j].imaginary)
-                    num[q] += z1r * z2r + z1i * z2i
-                    den1[q] += z1r * z1r + z1i * z1i
-                    den2[q] += z2r * z2r + z2i * z2i
-                }
-            }
-        }
-        values = (0 ... h).map { q in num[q] == 0 ? 0 : num[q] / (den1[q] * den2[q]).squareRoot() }
-        frequencies = (0 ... h).map { Double($0) / (Double(d) * pixelSize) }
-        var first = h + 1
-        for q in 1 ... max(1, h) where q <= h && values[q] < 0.5 {
-            first = q
-            break
-        }
-        resolution = frequencies[min(h, max(first - 1, 1))]
-    }
-}
-
 /// The M-step (spec §8): runs identically on every process from the reduced sums.
 public enum MStep {
     /// Stream tag of the perturbation used when re-seeding an emptied class.
@@ -79,11 +30,10 @@ public enum MStep {
         var merged = [[Double]]()
         var wedges = [[Double]]()
         for c in 0 ..< k {
-            let curve = FSCCurve(sums.imageSums[c], sums.imageSums[k + c],
-                                 weights: setup.hasMissingData ? (sums.wedgeSums[c], sums.wedgeSums[k + c]) : nil,
-                                 dim: d, pixelSize: o.pixelSize * Double(setup.originalDim) / Double(d))
+            let curve = halfSetFSC(sums.imageSums[c], sums.imageSums[k + c],
+                                   wedges: setup.hasMissingData ? (sums.wedgeSums[c], sums.wedgeSums[k + c]) : nil, dim: d)
             m.fsc[c] = curve.values
-            m.resolutions[c] = curve.resolution
+            m.resolutions[c] = resolution(curve, pixelSize: o.pixelSize * Double(setup.originalDim) / Double(d))
             merged.append(zip(sums.imageSums[c], sums.imageSums[k + c]).map { $0 + $1 })
             wedges.append(zip(sums.wedgeSums[c], sums.wedgeSums[k + c]).map { $0 + $1 })
         }
@@ -102,8 +52,7 @@ public enum MStep {
                 for j in half1.indices { half1[j] += sums.imageSums[c][j]; half2[j] += sums.imageSums[k + c][j] }
                 for j in w1.indices { w1[j] += sums.wedgeSums[c][j]; w2[j] += sums.wedgeSums[k + c][j] }
             }
-            let pooled = FSCCurve(half1, half2, weights: setup.hasMissingData ? (w1, w2) : nil, dim: d,
-                                  pixelSize: o.pixelSize * Double(setup.originalDim) / Double(d))
+            let pooled = halfSetFSC(half1, half2, wedges: setup.hasMissingData ? (w1, w2) : nil, dim: d)
             return mapLambda(wedges: zip(w1, w2).map { $0 + $1 }, fsc: pooled.values, dim: d, fudge: o.tau2Fudge).lambda
         }() : nil
 
@@ -259,6 +208,19 @@ public enum MStep {
             if denominator > 0 { out[j] = s[j].multiplied(by: Float(1 / denominator)) }
         }
         return out
+    }
+
+    /// The FSC of two half-set sums (real, d³), cross-weighted by their wedge sums when the data have
+    /// missing regions (spec §8.6).
+    static func halfSetFSC(_ m1: [Double], _ m2: [Double], wedges: ([Double], [Double])?, dim d: Int) -> FSCCurve {
+        func spectrum(_ m: [Double]) -> FourierVolume { Volume(nx: d, ny: d, nz: d, data: m.map { Float($0) }).fourierTransform() }
+        return FSCCurve(spectrum(m1), spectrum(m2), crossWeights: wedges)
+    }
+
+    /// The resolution (1/Å) of a half-set FSC: the frequency of its last shell before it first drops
+    /// below 0.5 (spec §8.6), with the working box's pixel size.
+    static func resolution(_ curve: FSCCurve, pixelSize: Double) -> Double {
+        Double(curve.lastShellAbove(threshold: 0.5)) / (Double(curve.dim) * pixelSize)
     }
 
     /// Shell round(|κ|) of every half-complex component, −1 beyond d/2.

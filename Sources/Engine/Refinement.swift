@@ -18,6 +18,12 @@ public struct Refinement: Sendable {
             ? setup.sampling.flatMap { CoarseGrid(fine: $0) } : nil
     }
 
+    /// One E-step over the whole orientation grid (no previous poses, no restricted search) without the
+    /// M-step: the workload `ml_tomo bench` times (Diagnostics' `EngineBenchmark`).
+    public func eStep(model: Model, particles: [Particle], iteration: Int) throws -> EStepOutput {
+        try EStep.run(setup: setup, model: model, particles: particles, previous: nil, iteration: iteration)
+    }
+
     /// Prepares the local particles (spec §6.3), in parallel over `options.threads`.
     public func prepare(_ inputs: [ParticleInput]) throws -> [Particle] {
         let boxes = inputs.map { _ in SlotBox<Result<Particle, Error>?>(nil) }

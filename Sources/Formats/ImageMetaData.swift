@@ -15,6 +15,9 @@ public struct SubtomogramEntry: Equatable, Sendable {
     public var shift: SIMD3<Double>
     /// 1-based class (`_ref`) as written, nil when the column is absent.
     public var classNumber: Int?
+
+    /// The 0-based class, nil when the column is absent or the number is not a class (< 1).
+    public var classIndex: Int? { classNumber.flatMap { $0 >= 1 ? $0 - 1 : nil } }
 }
 
 /// The input image metadata of `refine`, `convert` and `normalize` (spec §3.1): Xmipp metadata

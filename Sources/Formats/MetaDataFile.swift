@@ -121,7 +121,7 @@ public struct MetaDataFile: Equatable, Sendable {
         out.append(0x0A)
         for (i, t) in blocks.enumerated() {
             if i > 0 { out.append(0x0A) }
-            StarWriter.append(t, to: &out, labelSuffix: nil)
+            StarWriter.append(t, to: &out, labelSuffix: false)
         }
         return out
     }
@@ -130,7 +130,7 @@ public struct MetaDataFile: Equatable, Sendable {
 /// Writes STAR blocks. Shared by the Xmipp and RELION writers.
 enum StarWriter {
     /// Appends one block. `labelSuffix` numbers labels RELION-style (`_rlnX #1`) when set.
-    static func append(_ t: MetaDataTable, to out: inout [UInt8], labelSuffix: Bool?) {
+    static func append(_ t: MetaDataTable, to out: inout [UInt8], labelSuffix: Bool) {
         for line in t.comment.split(separator: "\n", omittingEmptySubsequences: false) {
             out.append(contentsOf: Array("# \(line)\n".utf8))
         }
@@ -153,7 +153,7 @@ enum StarWriter {
             out.append(0x20)
             out.append(0x5F)
             out.append(contentsOf: Array(l.utf8))
-            if labelSuffix == true { out.append(contentsOf: Array(" #\(c + 1)".utf8)) }
+            if labelSuffix { out.append(contentsOf: Array(" #\(c + 1)".utf8)) }
             out.append(0x0A)
         }
         for row in t.rows {

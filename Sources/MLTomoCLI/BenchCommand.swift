@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diagnostics
 import Engine
 import Formats
 import Foundation
@@ -200,24 +201,22 @@ struct BenchRunner {
                          "--ref", "truth_refs.doc", "--oroot", "run/b", "--iter", "1", "--ang", "\(ang)", "--thr", "\(threads)"]
         if let angSearch { arguments += ["--ang_search", "\(angSearch)"] }
         let stdout = try run(arguments, directory: data)
-        guard let line = stdout.split(separator: "\n").last(where: { $0.hasPrefix("{\"event\":\"iteration\"") }),
-              let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        guard let event = try RunEvents.decode(IterationEvent.self, from: stdout).last else {
             throw ValidationError("bench \(name): the refinement printed no iteration line")
         }
-        func number(_ key: String) -> Double { (json[key] as? NSNumber)?.doubleValue ?? 0 }
-        let triples = Int(number("triples"))
-        let fft = number("fft_c2r_seconds")
+        let triples = event.triples
+        let fft = event.fftC2RSeconds
         let floor = Double(triples) * fft / Double(ranks * threads)
-        let eStep = number("estep_max")
-        let c2rInEStep = number("c2r_in_estep_seconds")
+        let eStep = event.eStepMax
+        let c2rInEStep = event.c2rInEStepSeconds
         let floorInEStep = Double(triples) * c2rInEStep / Double(ranks * threads)
         var figures = RefinementFigures(name: name, particles: particles, dim: dim, classes: classes, ang: ang, angSearch: angSearch,
-                                 ranks: ranks, threads: threads, iterationSeconds: number("seconds"), eStepSeconds: eStep,
-                                 reduceSeconds: number("reduce"), mStepSeconds: number("mstep"), writeSeconds: number("write"),
+                                 ranks: ranks, threads: threads, iterationSeconds: event.seconds, eStepSeconds: eStep,
+                                 reduceSeconds: event.reduce, mStepSeconds: event.mStep, writeSeconds: event.write,
                                  triples: triples, triplesPerSecond: eStep > 0 ? Double(triples) / eStep : 0,
                                  fftC2RSeconds: fft, floorSeconds: floor, eStepRatioToFloor: floor > 0 ? eStep / floor : 0,
-                                 peakRSSMiB: number("peak_rss_mib"), baselineRSSMiB: number("baseline_rss_mib"),
-                                 budgetMiB: number("budget_mib"))
+                                 peakRSSMiB: event.peakRSSMiB, baselineRSSMiB: event.baselineRSSMiB,
+                                 budgetMiB: event.budgetMiB)
         figures.c2rInEStepSeconds = c2rInEStep
         figures.floorInEStepSeconds = floorInEStep
         figures.eStepRatioToFloorInEStep = floorInEStep > 0 ? eStep / floorInEStep : 0

@@ -4,31 +4,20 @@ import Formats
 import Foundation
 import Volumes
 
-/// One input subtomogram as the metadata describes it (before any volume is read).
-struct ImageEntry: Sendable {
-    /// The `_image` value exactly as written in `-i` (the key `--doc` rows are matched by).
-    var image: String
-    /// 0-based missing-region index, nil without `--missing`.
-    var region: Int?
-    var angles: EulerAngles
-    /// Original pixels.
-    var shift: SIMD3<Double>
-    /// 0-based input class, nil when the metadata has none.
-    var classIndex: Int?
-}
-
 /// Everything `refine` reads before touching a volume: the image table (with `--doc` merged in), the
 /// missing regions, and the references to load. Every rank builds the same value from the same files,
 /// so a bad input is found, and reported once, before any work.
 struct RefineInputs: Sendable {
-    /// The `-i` rows that are enabled, with every original column plus those merged from `--doc`;
-    /// the output docs are this table with the result columns updated.
-    var imageTable: MetaDataTable
-    var images: [ImageEntry]
-    /// Path of the `-i` file (relative image paths are also looked up next to it).
-    var imageMetadataPath: String?
+    /// The `-i` rows that are enabled, with every original column plus those merged from `--doc`; the
+    /// output docs are its table with the result columns updated.
+    var metadata: ImageMetaData
+    var imageTable: MetaDataTable { metadata.table }
+    var images: [SubtomogramEntry] { metadata.entries }
     var regions: [MissingRegion]
-    /// `--ref` volumes as locators (empty with `--nref`), and their `weight` column if any.
+    /// Index into `regions` of each `_missingRegionNumber` (empty without `--missing`).
+    var regionIndexOfNumber: [Int: Int]
+    /// `--ref` volumes (empty with `--nref`), and the class fractions of `--frac` or of the `--ref`
+    /// list's `weight` column, if any.
     var referenceLocators: [ImageLocator]
     var referenceWeights: [Double]?
     /// Side of the input subtomograms (from the first image's header).
@@ -52,19 +41,15 @@ struct RefineInputs: Sendable {
             throw ValidationFailure("\(o.doc ?? o.input): column _missingRegionNumber is required with --missing "
                 + "(it says which row of \(o.missing!) describes each image's missing region)")
         }
-        let images = try metadata.entries.enumerated().map { row, entry in
-            var region: Int?
-            if o.missing != nil, let number = entry.missingRegion {
-                guard let index = regionLookup[number] else {
+        if o.missing != nil {
+            for (row, entry) in metadata.entries.enumerated() {
+                if let number = entry.missingRegion, regionLookup[number] == nil {
                     throw table.error(row: row, .indexOutOfRange, "_missingRegionNumber \(number) of image '\(entry.image)' "
                         + "has no definition in \(o.missing!) (defined: \(regionLookup.keys.sorted().map(String.init).joined(separator: ", ")))")
                 }
-                region = index
             }
-            return ImageEntry(image: entry.image, region: region, angles: entry.angles, shift: entry.shift,
-                              classIndex: entry.classNumber.flatMap { $0 >= 1 ? $0 - 1 : nil })
         }
-        guard !images.isEmpty else { throw ValidationFailure("\(o.input): no enabled images") }
+        guard !metadata.entries.isEmpty else { throw ValidationFailure("\(o.input): no enabled images") }
 
         // The box size comes from the first image; every other image is checked when its rank reads it.
         let first = try metadata.resolvedImage(0)
@@ -75,7 +60,8 @@ struct RefineInputs: Sendable {
         if o.dim > info.nx {
             throw ValidationFailure("--dim \(o.dim) is larger than the input subtomograms (\(info.nx)³)")
         }
-        let (refs, weights) = try o.ref.map(readReferenceList) ?? ([], nil)
+        let referenceList = try o.ref.map(ReferenceList.read)
+        let refs = referenceList?.locators ?? []
         if let firstRef = refs.first {
             let r = try VolumeIO.dimensions(firstRef.description)
             guard r.nx == info.nx && r.ny == info.ny && r.nz == info.nz else {
@@ -84,11 +70,11 @@ struct RefineInputs: Sendable {
             }
         }
         let mask = try o.mask.map { try readFocusMask($0, box: info.nx) }
-        let fractions = try o.frac.map(readFractions) ?? weights
+        let fractions = try o.frac.map(ClassFractionsFile.read) ?? referenceList?.weights
         if let f = fractions, !refs.isEmpty, f.count != refs.count {
             throw ValidationFailure("\(o.frac ?? o.ref!): \(f.count) weights for \(refs.count) references")
         }
-        return RefineInputs(imageTable: table, images: images, imageMetadataPath: metadata.path, regions: regions,
+        return RefineInputs(metadata: metadata, regions: regions, regionIndexOfNumber: regionLookup,
                             referenceLocators: refs, referenceWeights: fractions, originalDim: info.nx,
                             voxelSizeFromHeader: info.voxelSize, focusMask: mask)
     }
@@ -108,32 +94,9 @@ struct RefineInputs: Sendable {
         return mask
     }
 
-    /// `--ref`: a volume or stack file (every volume one reference), or metadata listing volumes.
-    static func readReferenceList(_ path: String) throws -> ([ImageLocator], [Double]?) {
-        if !ImageMetaData.isMetadata(path) {
-            let count = try VolumeIO.dimensions(path).count
-            return ((1 ... count).map { count == 1 ? ImageLocator(path: path) : ImageLocator(path: path, index: $0) }, nil)
-        }
-        let table = try MetaDataFile.readTable(path).removingDisabledRows()
-        try table.require(["image"])
-        let metadataPath = MetaDataFile.splitBlockSpec(path).path
-        var locators: [ImageLocator] = []
-        var weights: [Double]? = table.has("weight") ? [] : nil
-        for row in 0 ..< table.rowCount {
-            let spec = try table.string("image", row: row)
-            locators.append(try ImageLocator(parsing: spec, context: table.location(row: row))
-                .resolved(metadataFile: metadataPath, context: table.location(row: row)))
-            if weights != nil { weights!.append(try table.double("weight", row: row)) }
-        }
-        guard !locators.isEmpty else { throw ValidationFailure("--ref \(path): no references listed") }
-        return (locators, weights)
-    }
-
-    /// `--frac`: one `weight` per reference (the original read this option and never used it, §14.26).
-    static func readFractions(_ path: String) throws -> [Double] {
-        let table = try MetaDataFile.readTable(path)
-        try table.require(["weight"])
-        return try (0 ..< table.rowCount).map { try table.double("weight", row: $0) }
+    /// The 0-based missing region of image `i`; nil without `--missing`.
+    func regionIndex(ofImage i: Int) -> Int? {
+        metadata.entries[i].missingRegion.flatMap { regionIndexOfNumber[$0] }
     }
 }
 

@@ -69,24 +69,22 @@ struct RefineOutputs {
         }
     }
 
-    /// Everything of one iteration (or the final set when `iteration` is nil).
+    /// Everything of one iteration (or the final set when `iteration` is nil) but its log doc, which
+    /// `RefineProgress` writes last, with the time the others took.
     func write(iteration: Int?, model: Model, results: [ParticleResult], images: MetaDataTable,
-               statistics: IterationStatistics?, timing: RankTiming?, state: RestartState) throws {
+               statistics: IterationStatistics?) throws {
         // References first (MRC at the input box size, for ChimeraX/IMOD), then the HDF5 state, then the
         // docs that name them: a reader that finds a doc also finds the files it points to.
         for (k, ref) in model.references.enumerated() {
             let volume = ref.nx == originalDim ? ref : ref.fourierResized(to: originalDim)
             try MRCFile.write(volume, to: referencePath(iteration, classIndex: k), voxelSize: pixelSize)
         }
-        try state.write(to: base(iteration) + ".h5", model: model, results: results,
+        try RestartState().write(to: base(iteration) + ".h5", model: model, results: results,
                         voxelSize: pixelSize * Double(originalDim) / Double(workingDim),
                         logLikelihood: statistics?.logLikelihood ?? 0)
         try referenceDoc(iteration: iteration, model: model, results: results).write(to: base(iteration) + "_ref.doc")
         try imageDoc(images: images, results: results).write(to: base(iteration) + ".doc")
         try writeRelion(iteration: iteration, images: images, results: results, classFractions: model.fractions)
-        if let iteration, let statistics, let timing {
-            try logDoc(iteration: iteration, statistics: statistics, timing: timing).write(to: base(iteration) + "_log.doc")
-        }
     }
 
     /// The input image table with the result columns of this iteration.
@@ -135,7 +133,7 @@ struct RefineOutputs {
     }
 
     /// Iteration statistics in row (key/value) format, with the command line as the block comment.
-    func logDoc(iteration: Int, statistics s: IterationStatistics, timing: RankTiming?) -> MetaDataFile {
+    func logDoc(iteration: Int, statistics s: IterationStatistics, timing t: RankTiming) -> MetaDataFile {
         var table = MetaDataTable(name: "", labels: [], layout: .list, comment: commandLine)
         var row: [(String, MetaDataValue)] = [
             ("iterationNumber", .int(iteration)),
@@ -152,13 +150,11 @@ struct RefineOutputs {
             row += [("currentRadius", .int(s.radius)), ("currentBox", .int(s.workingDim)),
                     ("currentResolution", .real(Double(originalDim) * pixelSize / Double(s.radius)))]
         }
-        if let t = timing {
-            row += [
-                ("timeEStepMax", .real(t.eStepMax)), ("timeEStepMin", .real(t.eStepMin)),
-                ("timeReduce", .real(t.reduce)), ("timeMStep", .real(t.mStep)), ("timeWrite", .real(t.write)),
-                ("timeIteration", .real(t.total)), ("ranks", .int(t.ranks)), ("threads", .int(t.threads)),
-            ]
-        }
+        row += [
+            ("timeEStepMax", .real(t.eStepMax)), ("timeEStepMin", .real(t.eStepMin)),
+            ("timeReduce", .real(t.reduce)), ("timeMStep", .real(t.mStep)), ("timeWrite", .real(t.write)),
+            ("timeIteration", .real(t.total)), ("ranks", .int(t.ranks)), ("threads", .int(t.threads)),
+        ]
         table.appendRow(row)
         return MetaDataFile(table)
     }

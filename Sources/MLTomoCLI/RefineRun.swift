@@ -1,3 +1,4 @@
+import Diagnostics
 import Distributed
 import Engine
 import Formats
@@ -61,8 +62,10 @@ struct RefineRun {
         if o.dryRun {
             // Only rank 0 reports, so only rank 0 times the kernels.
             if rank == 0 {
-                reportPrediction(CostPrediction.predict(setup: setup, inputAngles: inputs.images.map(\.angles),
-                                                        ranks: communicator.size, givenReferences: o.ref != nil))
+                reportPrediction(CostPrediction.predict(
+                    setup: setup, inputAngles: inputs.images.map(\.angles), ranks: communicator.size,
+                    givenReferences: o.ref != nil,
+                    kernels: { (KernelTiming.c2rSeconds(dim: $0, repetitions: 50), KernelTiming.rotationSeconds(dim: $0, padding: $1)) }))
             }
             log.info("dry run: inputs are consistent; nothing computed")
             return
@@ -98,12 +101,12 @@ struct RefineRun {
             allResults = inputs.images.enumerated().map { i, image in
                 ParticleResult(globalIndex: i, angles: image.angles, shift: image.shift,
                                classNumber: (image.classIndex ?? 0) + 1, logLikelihood: 0, maxProbability: 0,
-                               regionNumber: image.region.map { $0 + 1 } ?? 0, halfSet: Particle.halfSet(seed: o.seed, globalIndex: i))
+                               regionNumber: inputs.regionIndex(ofImage: i).map { $0 + 1 } ?? 0, halfSet: Particle.halfSet(seed: o.seed, globalIndex: i))
             }
             try communicator.agree {
                 if rank == 0 {
                     try outputs.write(iteration: model.iteration, model: model, results: allResults, images: inputs.imageTable,
-                                      statistics: nil, timing: nil, state: RestartState())
+                                      statistics: nil)
                 }
             }
             log.info("starting references ready (\(model.classCount) class(es), \(setup.dim)³) in \(formatDuration(clock.restart()))")
@@ -113,7 +116,7 @@ struct RefineRun {
         // JSON lines comes from the same run as the timings.
         var driver = RefinementDriver(collectives: AgreeingReducer(communicator, localStop: { StopRequest.isSet }),
                                       refinement: refinement, particles: particles, totalImages: total)
-        driver.fftSeconds = rank == 0 ? EngineBenchmark.fftSeconds(dim: setup.dim, repetitions: 100) : 0
+        driver.fftSeconds = rank == 0 ? KernelTiming.c2rSeconds(dim: setup.dim, repetitions: 100) : 0
         if let focus { driver.adjustModel = { focus.apply(to: $0) } }
         driver.baselineRSSMiB = baselineRSS
         driver.budgetMiB = Double(budget.total) / 1_048_576
@@ -124,7 +127,7 @@ struct RefineRun {
         let outcome = try driver.run(from: .init(model: model, previous: previous, results: allResults), first: first, last: last,
                                      sink: sink) { end in
             try outputs.write(iteration: nil, model: end.model, results: end.results, images: inputs.imageTable,
-                              statistics: end.lastStatistics, timing: nil, state: RestartState())
+                              statistics: end.lastStatistics)
         }
         switch outcome.end {
         case .completed: break
@@ -192,11 +195,8 @@ struct RefineRun {
             loaded.reserveCapacity(end - start)
             for i in start ..< end {
                 let entry = inputs.images[i]
-                let context = inputs.imageTable.location(row: i)
-                let locator = try ImageLocator(parsing: entry.image, context: context)
-                    .resolved(metadataFile: inputs.imageMetadataPath, context: context)
-                let volume = try VolumeIO.readCubic(locator.description, box: inputs.originalDim)
-                let input = ParticleInput(globalIndex: i, volume: volume, region: entry.region, angles: entry.angles,
+                let volume = try VolumeIO.readCubic(try inputs.metadata.resolvedImage(i).description, box: inputs.originalDim)
+                let input = ParticleInput(globalIndex: i, volume: volume, region: inputs.regionIndex(ofImage: i), angles: entry.angles,
                                           shift: entry.shift, classIndex: entry.classIndex)
                 loaded.append(focus?.apply(to: input) ?? input)
             }
@@ -261,7 +261,7 @@ struct RefineRun {
             log.info("predicted: \(p.triples) (image, orientation, class) triples per iteration (\(perImage) orientations per image; \(kernels))")
             log.info("predicted time per iteration ≈ \(formatDuration(p.secondsPerIteration)) (E-step \(formatDuration(p.eStepSeconds)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); \(iterations) iteration(s) ≈ \(formatDuration(p.secondsPerIteration * Double(iterations)))")
         }
-        FileHandle.standardOutput.write(Data((p.jsonLine + "\n").utf8))
+        FileHandle.standardOutput.write(Data((RunEvents.line(PredictionEvent(p)) + "\n").utf8))
     }
 }
 
@@ -275,7 +275,7 @@ struct RefineProgress: IterationSink {
         let clock = Stopwatch()
         let it = report.iteration
         try outputs.write(iteration: it, model: report.model, results: report.results, images: images,
-                          statistics: report.statistics, timing: nil, state: RestartState())
+                          statistics: report.statistics)
         var logged = report.timing
         logged.write = clock.seconds
         // Written last: the log doc names the other files and carries the time it took to write them.
@@ -298,7 +298,7 @@ struct RefineProgress: IterationSink {
             + "M-step \(formatDuration(t.mStep)), write \(formatDuration(t.write))"
         let eta = it < last ? "; about \(formatDuration(remaining)) left" : ""
         log.info("iteration \(it)/\(last): \(model); \(formatDuration(t.total)) (\(parts))\(eta)")
-        FileHandle.standardOutput.write(Data((t.jsonLine(iteration: it, statistics: s) + "\n").utf8))
+        FileHandle.standardOutput.write(Data((RunEvents.line(IterationEvent(iteration: it, timing: t, statistics: s)) + "\n").utf8))
     }
 }
 

@@ -179,7 +179,7 @@ public enum Evaluation {
         }
         let aligned = ReferenceAlignment.align(reference, onto: truth, rotation: frame.rotation, maxShift: truth.nx / 4)
         let curve = FSCCurve(aligned.aligned, truth)
-        let r05 = curve.resolution(threshold: 0.5), r0143 = curve.resolution(threshold: 0.143)
+        let r05 = curve.crossing(threshold: 0.5), r0143 = curve.crossing(threshold: 0.143)
         func angstrom(_ f: Double) -> Double? { f > 0 ? pixelSize.map { $0 / f } : nil }
         return ReferenceScore(estimatedClass: estimatedClass, trueClass: trueClass, file: file,
                               alignmentShift: [aligned.shift.x, aligned.shift.y, aligned.shift.z],

@@ -81,31 +81,28 @@ import Volumes
         let arguments = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "run/x", "--nref", "2", "--ang", "30",
                          "--iter", "1"] + wedge
         let dry = try await refine(ws, arguments + ["--dry-run"])
-        let prediction = try #require(RunFiles.events(dry.stdout, "prediction").first, "no prediction line: \(dry)")
+        let prediction = try #require(try RunEvents.decode(PredictionEvent.self, from: dry.stdout).first, "no prediction line: \(dry)")
         #expect(dry.combinedOutput.contains("predicted time per iteration"), "\(dry)")
         #expect(!FileManager.default.fileExists(atPath: ws.file("data/run")), "a dry run must write nothing")
-        let seconds = try #require(prediction["seconds_per_iteration"] as? Double)
-        #expect(seconds > 0 && seconds.isFinite)
-        #expect(prediction["ranks"] as? Int == 2)
+        #expect(prediction.secondsPerIteration > 0 && prediction.secondsPerIteration.isFinite)
+        #expect(prediction.ranks == 2)
 
         let run = try await refine(ws, arguments)
-        let iteration = try #require(RunFiles.events(run.stdout, "iteration").first, "no iteration line: \(run)")
-        let predicted = try #require(prediction["triples"] as? Int)
-        #expect(predicted > 0)
-        #expect(predicted == iteration["triples"] as? Int, "predicted \(predicted), evaluated \(iteration["triples"] ?? "?")")
+        let iteration = try #require(try RunEvents.decode(IterationEvent.self, from: run.stdout).first, "no iteration line: \(run)")
+        #expect(prediction.triples > 0)
+        #expect(prediction.triples == iteration.triples, "predicted \(prediction.triples), evaluated \(iteration.triples)")
 
         // The two-pass search of --map (--ang 15): its coarse pass exactly, its fine pass within the predicted bounds.
         let fine = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "run15/x", "--nref", "2", "--ang", "15",
                     "--iter", "1", "--map"] + wedge
         let dry15 = try await refine(ws, fine + ["--dry-run"])
-        let p15 = try #require(RunFiles.events(dry15.stdout, "prediction").first, "no prediction line: \(dry15)")
+        let p15 = try #require(try RunEvents.decode(PredictionEvent.self, from: dry15.stdout).first, "no prediction line: \(dry15)")
         let run15 = try await refine(ws, fine)
-        let it15 = try #require(RunFiles.events(run15.stdout, "iteration").first, "no iteration line: \(run15)")
-        let coarse = try #require(p15["coarse_triples"] as? Int)
-        let most = try #require(p15["triples"] as? Int), least = try #require(p15["triples_at_least"] as? Int)
-        let measured = try #require(it15["triples"] as? Int)
-        #expect(coarse > 0 && coarse == it15["coarse_triples"] as? Int, "coarse: predicted \(coarse), evaluated \(it15["coarse_triples"] ?? "?")")
-        #expect(least <= measured && measured <= most, "evaluated \(measured) triples, predicted \(least)…\(most)")
+        let it15 = try #require(try RunEvents.decode(IterationEvent.self, from: run15.stdout).first, "no iteration line: \(run15)")
+        #expect(p15.coarseTriples > 0 && p15.coarseTriples == it15.coarseTriples,
+                "coarse: predicted \(p15.coarseTriples), evaluated \(it15.coarseTriples)")
+        #expect(p15.triplesAtLeast <= it15.triples && it15.triples <= p15.triples,
+                "evaluated \(it15.triples) triples, predicted \(p15.triplesAtLeast)…\(p15.triples)")
         #expect(dry15.combinedOutput.contains("predicted time for the first iteration"), "\(dry15)")
     }
 

@@ -107,16 +107,6 @@ enum RunFiles {
         return try #require(object as? [String: Any], "evaluate printed no JSON object: \(run.stdout)")
     }
 
-    /// The `{"event": …}` JSON objects that rank 0 printed on stdout, in order, for one event name.
-    static func events(_ stdout: String, _ event: String) -> [[String: Any]] {
-        stdout.split(separator: "\n").compactMap { line in
-            guard line.hasPrefix("{"),
-                  let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  object["event"] as? String == event else { return nil }
-            return object
-        }
-    }
-
     static func accuracy(_ report: [String: Any]) -> Double { report["accuracy"] as? Double ?? -1 }
 
     /// Median of the named error summary (e.g. "angularErrorRaw").

@@ -317,19 +317,6 @@ struct Scenario {
     }
 }
 
-@Suite struct EngineBenchmarkTests {
-    @Test func benchmarkReportsTheWorkload() throws {
-        let env = ProcessInfo.processInfo.environment
-        let n = Int(env["ENGINE_BENCH_PARTICLES"] ?? "") ?? 8
-        let ang = Double(env["ENGINE_BENCH_ANG"] ?? "") ?? 30
-        let r = try EngineBenchmark.refinementWorkload(particles: n, dim: 32, classes: 2, angularStep: ang, threads: 2)
-        print(r)
-        #expect(r.triples == n * 2 * r.orientations)
-        // fftSeconds is clamped at 1e-9 (a timer that reads nothing): a measured FFT must lie above it.
-        #expect(r.eStepSeconds > 0 && r.fftSeconds > 1e-9)
-    }
-}
-
 /// The two changes that let a K-class run continue a classification and a focussed one stay stable.
 @Suite struct ContinuationAndMaskTests {
     @Test func inputPartitionNeedsEveryImageInOneOfTheKClasses() {
@@ -424,12 +411,10 @@ struct Scenario {
         let withinStep = zip(zip(rA, rE), s.truths).filter { pair, truth in
             rotationDistance(pair.0.angles.matrix, truth.rotation) <= rotationDistance(pair.1.angles.matrix, truth.rotation) + step
         }.count
-        let d = s.refinement.setup.dim
         // The resolution of the run: the last shell before the exhaustive run's half-set FSC drops below 0.5.
         let radius = mE.fsc.map { curve in (1 ..< curve.count).prefix { curve[$0] >= 0.5 }.last ?? 1 }.min()!
         let fsc = (0 ..< mA.classCount).map { c in
-            FSCCurve(mA.references[c].data.map(Double.init), mE.references[c].data.map(Double.init),
-                     weights: nil, dim: d, pixelSize: 1).values
+            FSCCurve(mA.references[c], mE.references[c]).values
         }
         let worst = fsc.map { $0[1 ... radius].min()! }.min()!
         print("adaptive vs exhaustive (classic \(classic)): same class \(sameClass)/\(rA.count), within the exhaustive error + \(step)° \(withinStep)/\(rA.count), worst FSC up to shell \(radius) \(worst), triples \(sA.map(\.triples)) (coarse \(sA.map(\.coarseTriples))) vs \(sE.map(\.triples)), accuracy \(Synthetic.classAccuracy(rA, s.truths)) vs \(Synthetic.classAccuracy(rE, s.truths)), errors to the truth \(zip(rA, s.truths).map { Int(rotationDistance($0.0.angles.matrix, $0.1.rotation)) }) vs \(zip(rE, s.truths).map { Int(rotationDistance($0.0.angles.matrix, $0.1.rotation)) })")

@@ -1,5 +1,6 @@
 import Dispatch
 import Numerics
+import Volumes
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

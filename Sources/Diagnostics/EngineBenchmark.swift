@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import Numerics
 import Volumes
 
@@ -81,37 +82,10 @@ public enum EngineBenchmark {
         let particles = try refinement.prepare(inputs)
         let model = try refinement.initialModel(references: refs)
         let start = Date()
-        let e = try EStep.run(setup: setup, model: model, particles: particles, previous: nil, iteration: 1)
+        let e = try refinement.eStep(model: model, particles: particles, iteration: 1)
         let seconds = Date().timeIntervalSince(start)
         return Report(particles: n, dim: d, classes: k, orientations: sampling.count, threads: threads,
                       triples: e.triples, significantTriples: e.significantTriples, eStepSeconds: seconds,
-                      fftSeconds: fftSeconds(dim: d))
-    }
-
-    /// Seconds of one d³ c2r FFT (FFTPlan, new-array execute) on this thread, measured the way W4 does:
-    /// thread CPU time (other processes on the machine do not count), the copy that restores the
-    /// destroyed input timed alone and subtracted, the best of `repetitions / 10` batches of 10. This is
-    /// the strictest floor; a wall-clock median including the copy read ≈ 1.5 × higher in refinements.
-    public static func fftSeconds(dim d: Int, repetitions: Int = 200) -> Double {
-        let plan = FFTPlan.shared(dim: d)
-        let spectrum = AlignedBuffer<Complex<Float>>(count: plan.complexCount)
-        let work = AlignedBuffer<Complex<Float>>(count: plan.complexCount)
-        let real = AlignedBuffer<Float>(count: plan.realCount)
-        for j in 0 ..< spectrum.count { spectrum[j] = Complex(Float(j % 7) - 3, Float(j % 5) - 2) }
-        for _ in 0 ..< 5 { work.pointer.update(from: spectrum.pointer, count: spectrum.count); plan.inverseDestroyingInput(work.pointer, real.pointer) }
-        let batch = 10
-        var best = Double.infinity
-        for _ in 0 ..< max(1, repetitions / batch) {
-            let t0 = VolumesBenchmark.threadCPUSeconds()
-            for _ in 0 ..< batch {
-                work.pointer.update(from: spectrum.pointer, count: spectrum.count)
-                plan.inverseDestroyingInput(work.pointer, real.pointer)
-            }
-            let t1 = VolumesBenchmark.threadCPUSeconds()
-            for _ in 0 ..< batch { work.pointer.update(from: spectrum.pointer, count: spectrum.count) }
-            let t2 = VolumesBenchmark.threadCPUSeconds()
-            best = min(best, ((t1 - t0) - (t2 - t1)) / Double(batch))
-        }
-        return max(best, 1e-9)
+                      fftSeconds: KernelTiming.c2rSeconds(dim: d))
     }
 }

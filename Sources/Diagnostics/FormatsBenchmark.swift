@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 import Volumes
 
 /// Measured throughput of the Formats hot paths (for `ml_tomo bench`).
@@ -27,13 +28,12 @@ public enum FormatsBenchmark {
     ///   - reads: number of volume reads (target: 10,000 32³ reads in < 2 s on one core).
     ///   - distinctFiles: files written once and read round-robin (all cached; keeps disk use small).
     ///   - docRows: rows of the doc written (target: 10,000 rows in < 0.5 s).
-    ///   - directory: scratch directory (a fresh temporary one by default; removed afterwards).
-    public static func run(reads: Int = 10_000, box: Int = 32, distinctFiles: Int = 1_000, docRows: Int = 10_000,
-                           directory: String? = nil) throws -> FormatsBenchmarkResult {
+    public static func run(reads: Int = 10_000, box: Int = 32, distinctFiles: Int = 1_000, docRows: Int = 10_000) throws -> FormatsBenchmarkResult {
         let fm = FileManager.default
-        let dir = directory ?? (NSTemporaryDirectory() + "/ml_tomo_formats_bench_\(getpid())_\(UInt32.random(in: 0...UInt32.max))")
+        // A fresh scratch directory, removed afterwards.
+        let dir = NSTemporaryDirectory() + "/ml_tomo_formats_bench_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { if directory == nil { try? fm.removeItem(atPath: dir) } }
+        defer { try? fm.removeItem(atPath: dir) }
 
         // Distinct files with distinct content.
         let nFiles = max(1, min(distinctFiles, reads))
