@@ -23,6 +23,9 @@
 #   ML_TOMO_SLURM_CTLD_PORT      slurmctld port                          (6817)
 #   ML_TOMO_SLURM_SLURMD_PORT    slurmd port                             (6818)
 #   ML_TOMO_SLURM_START_TIMEOUT  seconds to wait for the node to become idle             (90)
+#   ML_TOMO_SLURM_OWNER_PID      a process the cluster belongs to (a test run): a detached guard
+#                                stops the cluster when that process is gone, however it ended
+#                                (a failed or killed test must not leave daemons that block the ports)
 set -euo pipefail
 
 DIR=${ML_TOMO_SLURM_DIR:-/tmp/ml_tomo-slurm}
@@ -39,12 +42,17 @@ MUNGE_RUN=/run/munge
 MUNGE_PID=$MUNGE_RUN/munged.pid
 MUNGE_LOG=/var/log/munge/munged.log
 MUNGE_OURS=$DIR/run/munged.started-by-us   # holds the pid of a munged this script started
+OWNER_FILE=$DIR/run/owner                   # "<owner pid> <owner start time>" of ML_TOMO_SLURM_OWNER_PID
+GUARD_PID=$DIR/run/guard.pid                # the guard that stops the cluster when its owner is gone
+OWNER_PID=${ML_TOMO_SLURM_OWNER_PID:-}
 
 export SLURM_CONF=$CONF
 
 for v in CPUS CTLD_PORT SLURMD_PORT START_TIMEOUT; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "local-cluster: ERROR: ML_TOMO_SLURM_$v='${!v}' is not a positive integer" >&2; exit 2; }
 done
+[[ -z $OWNER_PID || $OWNER_PID =~ ^[1-9][0-9]*$ ]] ||
+    { echo "local-cluster: ERROR: ML_TOMO_SLURM_OWNER_PID='$OWNER_PID' is not a process id" >&2; exit 2; }
 
 say()  { echo "local-cluster: $*"; }
 fail() { echo "local-cluster: ERROR: $*" >&2; exit 1; }
@@ -206,23 +214,122 @@ slurmd_pid() { pid_from "$DIR/run/slurmd.pid"; }
 
 node_state() { client sinfo -h -N -n "$NODE" -o %T 2>/dev/null | head -n 1 || true; }
 
+# Who listens on TCP port $1 of this machine ("slurmctld (pid 123, config /tmp/x/etc/slurm.conf)",
+# or "an unknown process"); fails if nobody does. Never waits long: ss answers at once, and a connect
+# attempt is bounded by `timeout`.
+port_holder() {
+    local port=$1 line pid name conf
+    if command -v ss >/dev/null 2>&1; then
+        line=$(timeout 5 ss -Hltnp "sport = :$port" 2>/dev/null | head -n 1) || line=""
+        [[ -n $line ]] || return 1
+        pid=$(grep -o 'pid=[0-9]*' <<<"$line" | head -n 1 | cut -d= -f2)
+    else
+        timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
+        pid=""
+    fi
+    if [[ -z $pid ]]; then
+        echo "an unknown process"
+        return 0
+    fi
+    name=$(cat "/proc/$pid/comm" 2>/dev/null || echo "?")
+    # The config a slurmctld/slurmd was started with (-f FILE) tells which cluster directory it is.
+    conf=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | awk 'prev == "-f" { print; exit } { prev = $0 }')
+    echo "$name (pid $pid${conf:+, config $conf})"
+}
+
+# How to stop the cluster that `port_holder` described.
+stop_hint() {
+    local conf
+    conf=$(grep -o 'config [^)]*' <<<"$1" | cut -d' ' -f2)
+    if [[ $conf == */etc/slurm.conf ]]; then
+        echo "ML_TOMO_SLURM_DIR=${conf%/etc/slurm.conf} $0 stop"
+    else
+        echo "kill the process named"
+    fi
+}
+
+# "<pid> <start time>" of a live process (the start time tells a reused pid from the original), or nothing.
+process_identity() {
+    local start
+    pid_alive "${1:-}" || return 0
+    # Field 22 of /proc/PID/stat, counted after the command name (which may contain spaces).
+    start=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }') || return 0
+    [[ -n $start ]] && echo "$1 $start"
+}
+
+# Whether the owner recorded at start is gone (a killed test run); false when there is no owner.
+owner_gone() {
+    [[ -s $OWNER_FILE ]] || return 1
+    local recorded pid
+    recorded=$(cat "$OWNER_FILE")
+    pid=${recorded%% *}
+    [[ $(process_identity "$pid") != "$recorded" ]]
+}
+
+# Starts the guard: a detached process (own session, so a kill of the test's process group spares it)
+# that waits for the owner to disappear, then stops the cluster with this script. It checks that the
+# owner file is still the one it guards, so it never stops a cluster someone else started since.
+start_guard() {
+    [[ -n $OWNER_PID ]] || return 0
+    local identity
+    identity=$(process_identity "$OWNER_PID")
+    [[ -n $identity ]] || fail "ML_TOMO_SLURM_OWNER_PID=$OWNER_PID: no such process"
+    echo "$identity" >"$OWNER_FILE"
+    ML_TOMO_SLURM_OWNER_PID= setsid "$(readlink -f "$0")" _guard "$identity" </dev/null >>"$DIR/log/guard.log" 2>&1 &
+    echo $! >"$GUARD_PID"
+}
+
+# The guard's loop (`local-cluster.sh _guard "<pid> <start time>"`, started by start_guard).
+cmd_guard() {
+    local identity=$1
+    while [[ $(cat "$OWNER_FILE" 2>/dev/null) == "$identity" ]]; do
+        if [[ $(process_identity "${identity%% *}") != "$identity" ]]; then
+            echo "$(date '+%F %T') owner ${identity%% *} is gone: stopping the cluster"
+            ML_TOMO_SLURM_GUARD=1 cmd_stop
+            return 0
+        fi
+        sleep 1
+    done
+}
+
+stop_guard() {
+    local pid
+    pid=$(pid_from "$GUARD_PID")
+    rm -f "$GUARD_PID" "$OWNER_FILE"
+    # The guard itself runs `stop`: it must not kill itself halfway.
+    [[ -n ${ML_TOMO_SLURM_GUARD:-} || -z $pid ]] && return 0
+    # Only if that pid is still a guard (a stale pid file may name another process by now).
+    if pid_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- ' _guard '; then
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+}
+
 # --- commands -----------------------------------------------------------------------------------
 
 cmd_start() {
     ensure_root start
     mkdir -p "$DIR"/{etc,state/slurmctld,state/slurmd,run,log}
-    if pid_alive "$(ctld_pid)" && pid_alive "$(slurmd_pid)" && [[ $(node_state) =~ ^(idle|mixed|allocated) ]]; then
-        say "already running (SLURM_CONF=$CONF)"
-        return 0
+    if pid_alive "$(ctld_pid)" && pid_alive "$(slurmd_pid)"; then
+        if owner_gone; then
+            # Left by a test run that was killed before it could stop it (its guard was killed too):
+            # its jobs may still hold the node, so start afresh.
+            say "stopping the cluster left by process $(cut -d' ' -f1 "$OWNER_FILE"), which is gone"
+        elif [[ -s $OWNER_FILE && -n $OWNER_PID && $(cut -d' ' -f1 "$OWNER_FILE") != "$OWNER_PID" ]]; then
+            fail "the cluster in $DIR belongs to process $(cut -d' ' -f1 "$OWNER_FILE") (another test run, still running); wait for it to end, or use another ML_TOMO_SLURM_DIR and ports"
+        elif [[ $(node_state) =~ ^(idle|mixed|allocated) ]]; then
+            say "already running (SLURM_CONF=$CONF)"
+            [[ -s $GUARD_PID ]] || start_guard
+            return 0
+        fi
     fi
     # Half-running from an earlier attempt: stop what is left and start afresh.
     stop_daemons quiet
     # A port already taken (another Slurm, another local cluster) would make our daemons fail while
-    # the client commands happily talk to the other one.
-    local port
+    # the client commands happily talk to the other one: refuse at once, naming who holds it.
+    local port holder
     for port in "$CTLD_PORT" "$SLURMD_PORT"; do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            fail "port $port is already in use (another Slurm running?). Stop it, or choose other ports with ML_TOMO_SLURM_CTLD_PORT / ML_TOMO_SLURM_SLURMD_PORT"
+        if holder=$(port_holder "$port"); then
+            fail "port $port is already in use by $holder. Stop that cluster ($(stop_hint "$holder")), or choose other ports with ML_TOMO_SLURM_CTLD_PORT / ML_TOMO_SLURM_SLURMD_PORT"
         fi
     done
     local t0=$SECONDS
@@ -263,6 +370,7 @@ cmd_start() {
         stop_daemons quiet
         fail "the local Slurm cluster did not start"
     fi
+    start_guard
     say "node $NODE idle, $CPUS CPUs, partition '$PARTITION' (started in $((SECONDS - t0)) s)"
     say "for client commands: export SLURM_CONF=$CONF"
 }
@@ -296,9 +404,10 @@ stop_daemons() {
         if [[ -n $jobs ]]; then
             [[ -n $quiet ]] || say "cancelling jobs: $(echo $jobs)"
             client scancel $jobs 2>/dev/null || true
-            local i
-            for ((i = 0; i < 40; i++)); do
-                [[ -z $(client squeue -h -o %i 2>/dev/null || true) ]] && break
+            # At most 20 s in all, however slowly a sick controller answers.
+            local deadline=$((SECONDS + 20))
+            while ((SECONDS < deadline)); do
+                [[ -z $(timeout 5 squeue -h -o %i </dev/null 2>/dev/null || true) ]] && break
                 sleep 0.5
             done
         fi
@@ -315,6 +424,7 @@ stop_daemons() {
     terminate "$dp" slurmd
     terminate "$cp" slurmctld
     rm -f "$DIR/run/slurmd.pid" "$DIR/run/slurmctld.pid"
+    stop_guard
     if [[ -s $MUNGE_OURS ]]; then
         terminate "$(pid_from "$MUNGE_OURS")" munged
         rm -f "$MUNGE_OURS"
@@ -358,5 +468,6 @@ case ${1:-} in
     status) cmd_status ;;
     env)    echo "export SLURM_CONF=$CONF" ;;
     restart) cmd_stop; cmd_start ;;
+    _guard) cmd_guard "${2:?}" ;;
     *) echo "usage: $0 start|stop|status|restart|env" >&2; exit 2 ;;
 esac

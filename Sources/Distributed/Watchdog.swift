@@ -75,7 +75,8 @@ enum CollectiveProgress {
 /// A thread on every rank sends a small heartbeat to every other rank (point-to-point, on a duplicate of
 /// the communicator, so it never mixes with the program's own messages) carrying where the sender's main
 /// thread is: the number of collectives it entered, whether it waits in one, its iteration, its CPU time
-/// and the longest phase it measured. Each rank then checks, several times per second:
+/// and the longest phase it measured; and its E-step progress (`ClusterProgress`), which rank 0 shows.
+/// Each rank then checks, several times per second:
 ///
 /// - **silence**: no heartbeat from a peer for `floorSeconds` → the peer is stopped (SIGSTOP, a node
 ///   that hangs) or unreachable. Heartbeats come from their own thread, so a rank that computes for
@@ -89,7 +90,7 @@ enum CollectiveProgress {
 ///   complete, the communication layer itself is stuck: that is reported too.
 ///
 /// Either way the detecting rank prints one line naming the rank and calls `MPI_Abort`, which ends every
-/// process of the job with a non-zero status. The cost: one 56-byte message per peer per period.
+/// process of the job with a non-zero status. The cost: one 80-byte message per peer per period.
 public final class Watchdog: @unchecked Sendable {
     /// How many times the longest phase a collective may last before the stall check applies.
     public static let phaseFactor = 5.0
@@ -97,9 +98,11 @@ public final class Watchdog: @unchecked Sendable {
     public static let abortStatus: Int32 = ExitStatus.failure.rawValue
 
     private static let tag: Int32 = 7301
-    private static let fields = 7
+    private static let fields = 10
 
     private let floorSeconds: Double
+    /// False with `--watchdog_seconds 0`: the heartbeats still carry the progress counts, nothing is checked.
+    private let checking: Bool
     private let period: Double
     private let rank: Int
     private let size: Int
@@ -136,15 +139,17 @@ public final class Watchdog: @unchecked Sendable {
         self.hosts = hosts
         self.floorSeconds = floorSeconds
         self.programName = programName
+        checking = floorSeconds > 0
         // N² messages per period in all: keep them below ~10⁴ per second on large jobs.
-        self.period = max(min(1.0, floorSeconds / 10), Double(size * size) / 10_000)
+        self.period = max(checking ? min(1.0, floorSeconds / 10) : 1.0, Double(size * size) / 10_000)
     }
 
     /// Starts the watchdog on every rank of `communicator` (a collective: every rank calls it at the same
-    /// point). `floorSeconds` is the shortest bound (`--watchdog_seconds`); 0 or a single rank: no
-    /// watchdog. Stopped by `Communicator.finalize()`.
+    /// point). `floorSeconds` is the shortest bound (`--watchdog_seconds`); 0: the heartbeats run (they
+    /// carry the E-step progress, `ClusterProgress`) but nothing is checked; a single rank: no thread.
+    /// Stopped by `Communicator.finalize()`.
     public static func start(_ communicator: Communicator, floorSeconds: Double, programName: String = "ml_tomo") throws {
-        guard floorSeconds > 0, communicator.size > 1 else { return }
+        guard floorSeconds >= 0, communicator.size > 1 else { return }
         var duplicate: MPI_Comm? = nil
         try MPIError.check(MPI_Comm_dup(communicator.handle, &duplicate), "MPI_Comm_dup")
         let host = (try? communicator.processorName()) ?? "?"
@@ -182,6 +187,7 @@ public final class Watchdog: @unchecked Sendable {
         watchdog.stopRequested = true
         watchdog.stopLock.unlock()
         watchdog.finished.wait()
+        guard watchdog.checking else { return nil }
         let s = CollectiveProgress.snapshot()
         return max(watchdog.floorSeconds, phaseFactor * max(s.longestGap, s.longestIteration))
     }
@@ -219,8 +225,10 @@ public final class Watchdog: @unchecked Sendable {
 
         func send(kind: Double) {
             let s = CollectiveProgress.snapshot()
+            let progress = HeartbeatProgress.localCount()
             let message: [Double] = [kind, Double(s.sequence), s.inCollective ? 1 : 0, Double(s.iteration),
-                                     Double(getpid()), Self.cpuSeconds(), max(s.longestGap, s.longestIteration)]
+                                     Double(getpid()), Self.cpuSeconds(), max(s.longestGap, s.longestIteration),
+                                     Double(progress.iteration), Double(progress.done), progress.finished ? 1 : 0]
             for peer in 0 ..< size where peer != rank {
                 if requests[peer] != cmpi_request_null() {
                     var done: Int32 = 0
@@ -264,9 +272,11 @@ public final class Watchdog: @unchecked Sendable {
                     p.longestPhase = receive[6]
                     p.finished = receive[0] == 2
                     peers[peer] = p
+                    HeartbeatProgress.record(.init(iteration: Int(receive[7]), done: Int(receive[8]), finished: receive[9] != 0),
+                                             from: peer)
                 }
             }
-            inspect(peers, now: now, start: start)
+            if checking { inspect(peers, now: now, start: start) }
             Thread.sleep(forTimeInterval: period)
         }
         // Finishing: tell the peers, so that they stop watching this rank, and leave the requests to MPI.

@@ -92,6 +92,15 @@ public enum EStep {
         /// (pass 1 of the adaptive search, whose posterior at high SNR is sharper than its grid: see
         /// `SearchRestriction.minimumCoarseSamples`); 0 keeps only the significant ones.
         var keepBest = 0
+        /// Where the slots count the visits they finished (nil: nobody watches).
+        let progress: EStepProgress?
+        var phase: EStepProgress.Phase
+
+        /// Visits (image, orientation) of the whole plan: the units of `progress`.
+        var plannedVisits: Int {
+            guard let visitors = plan.visitors else { return plan.count * particles.count }
+            return visitors.reduce(0) { $0 + $1.count }
+        }
 
         func slot(of a: Int) -> Int { (a / blockSize) % EStep.slotCount }
         func orientations(ofSlot s: Int) -> [Int] {
@@ -110,7 +119,7 @@ public enum EStep {
     static func run(setup: RefinementSetup, model: Model, particles: [Particle],
                     previous: [ParticleResult]?, iteration: Int,
                     partition: (classes: Int, classOf: [Int])? = nil,
-                    restriction: SearchRestriction? = nil) throws -> EStepOutput {
+                    restriction: SearchRestriction? = nil, progress: EStepProgress? = nil) throws -> EStepOutput {
         let d = setup.dim
         let k = model.classCount
         if let partition {
@@ -127,7 +136,8 @@ public enum EStep {
         let o = setup.options
         let plan = SearchPlan.make(setup: setup, particles: particles, previous: previous, iteration: iteration,
                                    restriction: restriction)
-        let tables = try makeTables(setup: setup, model: model, particles: particles, plan: plan)
+        let tables = try makeTables(setup: setup, model: model, particles: particles, plan: plan,
+                                    progress: progress, phase: .search)
 
         // Pass 1 (ML) or maxCC search: candidates per slot.
         var jobsByOrientation = [[WeightJob]](repeating: [], count: plan.count)
@@ -160,6 +170,7 @@ public enum EStep {
                 acc.c2rCalls += part.c2rCalls
                 for c in part.candidates { acc.perImage[Int(c.image)].append(c) }
             }
+            progress?.start(.search, units: tables.plannedVisits)
             forEachSlot(slotCount, threads: o.threads) { s in
                 grouping.deliver(s, maxCC ? searchMaxCC(tables, slot: s) : searchML(tables, slot: s))
             }
@@ -229,9 +240,11 @@ public enum EStep {
 
         // Pass 2: weighted sums, per slot, merged in slot order.
         let jobs = jobsByOrientation
+        progress?.start(.accumulate, units: jobs.reduce(0) { $0 + $1.count })
+        let accumulation = { var t = tables; t.phase = .accumulate; return t }()
         let merge = OrderedFold<Sums, Sums>(consume sums) { total, part in total.add(imagesAndWedgesOf: part) }
         forEachSlot(slotCount, threads: o.threads) { s in
-            merge.deliver(s, accumulate(tables, jobs: jobs, slot: s, outputClasses: kOut))
+            merge.deliver(s, accumulate(accumulation, jobs: jobs, slot: s, outputClasses: kOut))
         }
         sums = merge.result
         return EStepOutput(sums: sums, results: results, triples: triples, significantTriples: significant,
@@ -239,7 +252,8 @@ public enum EStep {
     }
 
     /// The per-iteration tables of a search over `plan`.
-    static func makeTables(setup: RefinementSetup, model: Model, particles: [Particle], plan: SearchPlan) throws -> Tables {
+    static func makeTables(setup: RefinementSetup, model: Model, particles: [Particle], plan: SearchPlan,
+                           progress: EStepProgress? = nil, phase: EStepProgress.Phase = .search) throws -> Tables {
         let o = setup.options
         let d = setup.dim
         // maxCC searches every shift of the box (spec §7), ML the σ_offset window (§6.2).
@@ -259,7 +273,7 @@ public enum EStep {
                       rotators: rotators,
                       logAlpha: model.fractions.map { $0 > 0 ? Foundation.log($0) : -Double.infinity },
                       sigma2: sigma2,
-                      blockSize: max(1, plan.count / (slotCount * 4)))
+                      blockSize: max(1, plan.count / (slotCount * 4)), progress: progress, phase: phase)
     }
 
     // MARK: - Adaptive search, pass 1
@@ -268,14 +282,17 @@ public enum EStep {
     /// and every live class. Returns, per image, the (orientation, class) samples within the
     /// significance threshold of its best one with their log-weight (log Σ over shifts), and the
     /// number of triples evaluated.
-    static func coarsePosteriors(setup: RefinementSetup, model: Model, particles: [Particle], iteration: Int) throws
+    static func coarsePosteriors(setup: RefinementSetup, model: Model, particles: [Particle], iteration: Int,
+                                 progress: EStepProgress? = nil) throws
         -> (posteriors: [[(orientation: Int32, klass: Int32, logWeight: Double)]], triples: Int) {
         let plan = SearchPlan.make(setup: setup, particles: particles, previous: nil, iteration: iteration)
-        var coarseTables = try makeTables(setup: setup, model: model, particles: particles, plan: plan)
+        var coarseTables = try makeTables(setup: setup, model: model, particles: particles, plan: plan,
+                                          progress: progress, phase: .coarse)
         // Every kept orientation may hold its samples in all classes: keeping M × K samples guarantees
         // M distinct orientations.
         coarseTables.keepBest = SearchRestriction.minimumCoarseSamples * model.classCount
         let tables = coarseTables
+        progress?.start(.coarse, units: tables.plannedVisits)
         let grouping = OrderedFold<(perImage: [[Candidate]], triples: Int), SlotSearch>(
             ([[Candidate]](repeating: [], count: particles.count), 0)) { acc, part in
             acc.triples += part.triples
@@ -420,6 +437,8 @@ public enum EStep {
             for a in t.orientations(ofSlot: s) {
                 let vis = t.plan.visitors?[a] ?? everyone
                 if vis.isEmpty { continue }
+                // Counted when the orientation is done, whichever way its loop ends.
+                defer { t.progress?.advance(t.phase, by: vis.count) }
                 rotateReferences(t, ws, orientation: a, classes: live)
                 for j in a2Done.indices { a2Done[j] = false }
                 let masks = t.plan.classMasks?[a]
@@ -501,6 +520,7 @@ public enum EStep {
         for a in t.orientations(ofSlot: s) {
             let vis = t.plan.visitors?[a] ?? everyone
             if vis.isEmpty { continue }
+            defer { t.progress?.advance(t.phase, by: vis.count) }
             rotateReferences(t, ws, orientation: a, classes: live)
             for j in a2Done.indices { a2Done[j] = false }
             for iv in vis {
@@ -565,6 +585,7 @@ public enum EStep {
         let lnNByImage = t.plan.visitCount.map { Foundation.log(Double($0)) }
 
         for a in orientations {
+            defer { t.progress?.advance(t.phase, by: jobs[a].count) }
             let classes = Array(Set(jobs[a].map { Int($0.klass) })).sorted()
             if jobs[a].contains(where: { $0.deltaShift < 0 }) {
                 rotateReferences(t, ws, orientation: a, classes: classes.filter { t.rotators[$0] != nil })

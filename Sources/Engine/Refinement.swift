@@ -8,6 +8,8 @@ public struct Refinement: Sendable {
     /// Factor from the residual energy the E-step measures to the energy over the whole box: V / Σ mask
     /// with a focus mask (`FocusMask.residualScale`), 1 otherwise. Applied by the M-step to σ².
     public var residualScale: Double = 1
+    /// Counts the E-step's work as it runs, for a progress display (nil: nobody watches).
+    public var progress: EStepProgress?
     /// The coarse grid of the two-pass search (nil: one exhaustive pass).
     let coarseGrid: CoarseGrid?
 
@@ -130,6 +132,8 @@ public struct Refinement: Sendable {
         let o = setup.options
         let d = setup.dim
         let k = model.classCount
+        progress?.begin(iteration: iteration, particles: particles.count,
+                        steps: o.onlyAverage ? [.accumulate] : (coarseGrid == nil ? [.search, .accumulate] : [.coarse, .search, .accumulate]))
         // The resolution-limited mode works in the Fourier-cropped box that holds the current radius.
         let radius = o.usesResolutionLimit ? (model.currentRadius > 0 ? model.currentRadius : setup.initialRadius) : 0
         let work = try setup.cropped(to: o.usesResolutionLimit ? setup.croppedDim(radius: radius) : d)
@@ -170,8 +174,9 @@ public struct Refinement: Sendable {
                                particles: particles, iteration: iteration)
             }
             return try EStep.run(setup: work, model: eModel, particles: workParticles, previous: previous,
-                                 iteration: iteration, partition: partition, restriction: restriction)
+                                 iteration: iteration, partition: partition, restriction: restriction, progress: progress)
         }
+        progress?.finish()
         let t1 = Date()
         // A process whose E-step failed still joins the reduction (with zero sums of the same shape), so
         // that every process learns of the failure there instead of waiting for it.
@@ -238,7 +243,7 @@ public struct Refinement: Sendable {
         let cs = try setup.cropped(to: cd, sampling: coarse.sampling)
         let cp = cd == d ? particles : particles.map { $0.cropped(to: cs, from: d) }
         let (posteriors, triples) = try EStep.coarsePosteriors(setup: cs, model: model.resized(to: cd),
-                                                               particles: cp, iteration: iteration)
+                                                               particles: cp, iteration: iteration, progress: progress)
         return SearchRestriction.make(coarse: coarse, posteriors: posteriors, classes: model.classCount,
                                       fraction: setup.options.adaptiveFraction, coarseTriples: triples)
     }

@@ -23,7 +23,8 @@ struct RankAwareLogHandler: LogHandler {
         case .error, .critical: prefix = rank == 0 ? "error: " : "error (rank \(rank)): "
         default: prefix = ""
         }
-        FileHandle.standardError.write(Data("ml_tomo: \(prefix)\(message)\n".utf8))
+        // Through the status line's console: a progress bar on the last line is erased first.
+        StatusLineConsole.shared.writeLines("ml_tomo: \(prefix)\(message)\n")
     }
 }
 

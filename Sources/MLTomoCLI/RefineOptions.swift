@@ -178,7 +178,7 @@ struct RefineOptions: ParsableArguments {
     @Flag(name: .customLong("dry-run"), help: "Check the inputs, print the predicted time per iteration, and stop.")
     var dryRun = false
 
-    @Option(name: .customLong("watchdog_seconds"), help: "Abort the job when a rank stops progressing (no heartbeat, or a collective waited for it) for this long; the bound grows to 5 × the longest iteration. 0: no watchdog.")
+    @Option(name: .customLong("watchdog_seconds"), help: "Abort the job when a rank stops progressing (no heartbeat, or a collective waited for it) for this long; the bound grows to 5 × the longest iteration. 0: no watchdog (the heartbeats that carry the progress counts still run).")
     var watchdogSeconds: Double = 120
 
     /// The Engine's options, built from the command line in this one place. `nref` is `--nref` (1 until

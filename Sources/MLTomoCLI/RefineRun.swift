@@ -32,7 +32,7 @@ struct RefineRun {
         let focus = try communicator.agree {
             try ValidationFailure.reading { try inputs.focusMask.map { try FocusMask($0, setup: setup, name: "--mask \(o.mask ?? "")") } }
         }
-        let refinement = Refinement(setup: setup, residualScale: focus?.residualScale ?? 1)
+        var refinement = Refinement(setup: setup, residualScale: focus?.residualScale ?? 1)
         let outputs = RefineOutputs(oroot: o.oroot, commandLine: CommandLine.arguments.joined(separator: " "),
                                     pixelSize: o.pixelSize, originalDim: inputs.originalDim, workingDim: setup.dim,
                                     hasMissingData: !inputs.regions.isEmpty, regions: inputs.regions)
@@ -112,6 +112,24 @@ struct RefineRun {
             log.info("starting references ready (\(model.classCount) class(es), \(setup.dim)³) in \(formatDuration(clock.restart()))")
         }
 
+        let first = model.iteration + 1
+        let last = o.onlyAverage ? first : o.iter
+        // Progress within the iterations: every rank counts its E-step's work, the heartbeats carry the
+        // counts to rank 0, which shows them (a bar on a terminal, a line now and then in a log).
+        let counter = EStepProgress()
+        refinement.progress = counter
+        let cluster = ClusterProgress(local: counter, rank: rank, ranks: communicator.size, totalImages: total)
+        var display: ProgressDisplay?
+        let (mode, warnings) = ProgressDisplay.mode()
+        if rank == 0 && o.verbose >= 1 {
+            for warning in warnings { log.warning("\(warning)") }
+            display = mode.map { ProgressDisplay(source: cluster, last: last, mode: $0) }
+            display?.start()
+        } else if rank != 0 && o.verbose >= 1 && mode == .bar {
+            StatusLineConsole.shared.setOthersShowStatus()
+        }
+        defer { display?.stop() }
+
         // The unit of the cost model (one d³ c2r FFT on one thread), measured here so that the floor in the
         // JSON lines comes from the same run as the timings.
         var driver = RefinementDriver(collectives: AgreeingReducer(communicator, localStop: { StopRequest.isSet }),
@@ -120,10 +138,8 @@ struct RefineRun {
         if let focus { driver.adjustModel = { focus.apply(to: $0) } }
         driver.baselineRSSMiB = baselineRSS
         driver.budgetMiB = Double(budget.total) / 1_048_576
-        let first = model.iteration + 1
-        let last = o.onlyAverage ? first : o.iter
         if first > last { log.info("nothing to do: iteration \(model.iteration) is already the last (--iter \(o.iter))") }
-        let sink = RefineProgress(outputs: outputs, images: inputs.imageTable, log: log)
+        let sink = RefineProgress(outputs: outputs, images: inputs.imageTable, log: log, display: display)
         let outcome = try driver.run(from: .init(model: model, previous: previous, results: allResults), first: first, last: last,
                                      sink: sink) { end in
             try outputs.write(iteration: nil, model: end.model, results: end.results, images: inputs.imageTable,
@@ -270,6 +286,8 @@ struct RefineProgress: IterationSink {
     let outputs: RefineOutputs
     let images: MetaDataTable
     let log: Logger
+    /// The live progress of the iterations (rank 0, `--verbose` ≥ 1).
+    let display: ProgressDisplay?
 
     func write(_ report: IterationReport) throws {
         let clock = Stopwatch()
@@ -297,6 +315,7 @@ struct RefineProgress: IterationSink {
         let parts = "E-step \(formatDuration(t.eStepMax)), reduce \(formatDuration(t.reduce)), "
             + "M-step \(formatDuration(t.mStep)), write \(formatDuration(t.write))"
         let eta = it < last ? "; about \(formatDuration(remaining)) left" : ""
+        display?.iterationEnded(it, secondsSoFar: seconds)
         log.info("iteration \(it)/\(last): \(model); \(formatDuration(t.total)) (\(parts))\(eta)")
         FileHandle.standardOutput.write(Data((RunEvents.line(IterationEvent(iteration: it, timing: t, statistics: s)) + "\n").utf8))
     }

@@ -209,17 +209,79 @@ import Testing
 
     /// start → status → stop → status: the script reports what is running, and stop really stops it.
     @Test func clusterStatusFollowsStartAndStop() async throws {
-        let start = try await cluster.script("start")
-        try #require(start.succeeded, "the local Slurm cluster did not start:\n\(start.report)")
-        let running = try await cluster.script("status", timeout: .seconds(60))
+        var stopped: SlurmShellResult?
+        var stop: SlurmShellResult?
+        try await cluster.withRunningCluster {
+            let running = try await cluster.script("status", timeout: .seconds(60))
+            #expect(running.succeeded, "\(running.report)")
+            #expect(running.stdout.contains("idle"), "\(running.report)")
+            #expect(running.stdout.contains("pmix"), "the pmix MPI plugin is missing:\n\(running.report)")
+            stop = try await cluster.script("stop", timeout: .seconds(120))
+            stopped = try await cluster.script("status", timeout: .seconds(60))
+        }
+        let stopResult = try #require(stop)
+        #expect(stopResult.succeeded, "\(stopResult.report)")
+        let status = try #require(stopped)
+        #expect(!status.succeeded, "status after stop should report not running:\n\(status.report)")
+        #expect(status.stdout.contains("slurmctld: not running"), "\(status.report)")
+    }
+
+    /// A test run killed before it could stop its cluster (a time limit, kill -9): the cluster's guard
+    /// stops it once its owner is gone, and the next start on the same ports works.
+    @Test func clusterStopsWhenItsOwnerIsKilled() async throws {
+        var orphan = LocalSlurmCluster(directory: "/tmp/ml_tomo-slurm-tests-owner", controllerPort: 6829, slurmdPort: 6830)
+        let owner = try ChildProcess.spawn(["/bin/sleep", "600"])
+        orphan.owner = owner
+        let start = try await orphan.script("start")
+        guard start.succeeded else {
+            ChildProcess.kill(owner)
+            _ = try? await orphan.script("stop", timeout: .seconds(120))
+            Issue.record("the local Slurm cluster did not start:\n\(start.report)")
+            return
+        }
+        let running = try await orphan.script("status", timeout: .seconds(60))
         #expect(running.succeeded, "\(running.report)")
-        #expect(running.stdout.contains("idle"), "\(running.report)")
-        #expect(running.stdout.contains("pmix"), "the pmix MPI plugin is missing:\n\(running.report)")
-        let stop = try await cluster.script("stop", timeout: .seconds(120))
-        #expect(stop.succeeded, "\(stop.report)")
-        let stopped = try await cluster.script("status", timeout: .seconds(60))
-        #expect(!stopped.succeeded, "status after stop should report not running:\n\(stopped.report)")
-        #expect(stopped.stdout.contains("slurmctld: not running"), "\(stopped.report)")
+        ChildProcess.kill(owner)
+        // The guard looks once per second; stopping takes a few seconds more.
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        var status = running
+        while clock.now < deadline {
+            status = try await orphan.script("status", timeout: .seconds(60))
+            if status.stdout.contains("slurmctld: not running") && status.stdout.contains("slurmd:    not running") { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        #expect(status.stdout.contains("slurmctld: not running"), "the cluster outlived its owner:\n\(status.report)")
+        #expect(status.stdout.contains("slurmd:    not running"), "\(status.report)")
+        let log = (try? String(contentsOfFile: orphan.directory + "/log/guard.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("owner \(owner) is gone: stopping the cluster"), "guard log:\n\(log)")
+        // The ports are free again: a cluster of this process starts and stops on them.
+        var next = orphan
+        next.owner = getpid()
+        try await next.withRunningCluster {
+            let status = try await next.script("status", timeout: .seconds(60))
+            #expect(status.succeeded, "\(status.report)")
+        }
+    }
+
+    /// A port held by another cluster: start fails at once, naming the process and how to stop it.
+    @Test func startRefusesATakenPortAtOnce() async throws {
+        try await cluster.withRunningCluster {
+            let other = LocalSlurmCluster(directory: "/tmp/ml_tomo-slurm-tests-other", controllerPort: cluster.controllerPort,
+                                          slurmdPort: cluster.slurmdPort)
+            let clock = ContinuousClock()
+            let began = clock.now
+            let refused = try await other.script("start", timeout: .seconds(60))
+            let seconds = (clock.now - began) / .seconds(1)
+            #expect(!refused.succeeded, "\(refused.report)")
+            #expect(seconds < 10, "took \(seconds) s:\n\(refused.report)")
+            #expect(refused.stderr.contains("port \(cluster.controllerPort) is already in use by slurmctld (pid "), "\(refused.report)")
+            #expect(refused.stderr.contains("config \(cluster.configPath)"), "\(refused.report)")
+            #expect(refused.stderr.contains("ML_TOMO_SLURM_DIR=\(cluster.directory)"), "\(refused.report)")
+            // The running cluster was not disturbed.
+            let status = try await cluster.script("status", timeout: .seconds(60))
+            #expect(status.succeeded, "\(status.report)")
+        }
     }
 }
 

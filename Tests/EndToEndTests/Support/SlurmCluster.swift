@@ -47,10 +47,16 @@ enum SlurmClusterError: Error, CustomStringConvertible {
 
 /// The single-node Slurm of slurm/local-cluster.sh, driven from tests. The tests use their own
 /// directory and ports, so they neither disturb nor depend on a local cluster a user is running.
+///
+/// The cluster belongs to this test process (`ML_TOMO_SLURM_OWNER_PID`): the script's guard stops it
+/// when the process is gone, however it ended (a test killed by a time limit never reaches its `stop`),
+/// so a failed or killed run cannot leave daemons that hold the ports of the next one.
 struct LocalSlurmCluster: Sendable {
     let directory: String
     let controllerPort: Int
     let slurmdPort: Int
+    /// The process whose end stops the cluster (this test process unless a test says otherwise).
+    var owner: Int32 = getpid()
 
     init(directory: String = "/tmp/ml_tomo-slurm-tests", controllerPort: Int = 6827, slurmdPort: Int = 6828) {
         self.directory = directory
@@ -66,6 +72,7 @@ struct LocalSlurmCluster: Sendable {
             "ML_TOMO_SLURM_DIR": directory,
             "ML_TOMO_SLURM_CTLD_PORT": String(controllerPort),
             "ML_TOMO_SLURM_SLURMD_PORT": String(slurmdPort),
+            "ML_TOMO_SLURM_OWNER_PID": String(owner),
             "SLURM_CONF": configPath,
         ])
     }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What one finished (or killed) command produced.
 struct SlurmShellResult: Sendable {
@@ -156,5 +159,30 @@ enum SlurmTestPaths {
                 "no ml_tomo executable: set ML_TOMO_BIN or build it (swift build --product ml_tomo)")
         }
         return newest
+    }
+}
+
+/// A bare child process for a test to kill (it stands for a test run that dies): spawned with
+/// posix_spawn like `SlurmShell`'s commands, ended with SIGKILL and reaped.
+enum ChildProcess {
+    static func spawn(_ arguments: [String]) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let error = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
+        guard error == 0 else {
+            throw SlurmShellError.launchFailed(command: arguments.joined(separator: " "), reason: String(cString: strerror(error)))
+        }
+        return pid
+    }
+
+    static func kill(_ pid: pid_t) {
+        _ = Glibc.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
     }
 }
