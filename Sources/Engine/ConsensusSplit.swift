@@ -34,7 +34,8 @@ public enum ConsensusSplit {
     ///   - radius: the shells (of the box of `setup`) the consensus supports; only they are compared.
     ///     Beyond it the residuals are the interpolation error of the rotation, orientation-dependent,
     ///     and whitening would make those many components the main direction of variation.
-    ///   - totalImages: N over all ranks (scores are exchanged by global index).
+    ///   - totalImages: N over all ranks (scores are exchanged by global index); `particles` may be a
+    ///     subset of them over all ranks (the members of one class), and only that subset is clustered.
     public static func classes(particles: [Particle], poses: [ParticleResult], consensus: Volume,
                                setup: RefinementSetup, radius: Int, classes k: Int, totalImages: Int, seed: UInt64,
                                reducer: any Reducer) throws -> [Int] {
@@ -117,15 +118,23 @@ public enum ConsensusSplit {
             }
         }
 
-        // Every rank needs every score for the clustering: place them by global index and sum.
-        var all = [Double](repeating: 0, count: totalImages * components)
+        // Every rank needs every score for the clustering: place them by global index and sum. The last
+        // column marks the images taking part (the particles given may be a subset of the N images:
+        // one class being split in two).
+        let columns = components + 1
+        var all = [Double](repeating: 0, count: totalImages * columns)
         for (i, p) in particles.enumerated() {
-            for comp in 0 ..< components { all[p.globalIndex * components + comp] = scores[i][comp] }
+            for comp in 0 ..< components { all[p.globalIndex * columns + comp] = scores[i][comp] }
+            all[p.globalIndex * columns + components] = 1
         }
         try reducer.sumInPlace(&all)
-        let points = (0 ..< totalImages).map { Array(all[($0 * components) ..< (($0 + 1) * components)]) }
+        let present = (0 ..< totalImages).filter { all[$0 * columns + components] > 0.5 }
+        guard present.count >= k else { return particles.map { _ in 0 } }
+        let points = present.map { Array(all[($0 * columns) ..< ($0 * columns + components)]) }
         let labels = kMeans(points, clusters: k)
-        return particles.map { labels[$0.globalIndex] }
+        var labelOf = [Int: Int](minimumCapacity: present.count)
+        for (n, g) in present.enumerated() { labelOf[g] = labels[n] }
+        return particles.map { labelOf[$0.globalIndex] ?? 0 }
     }
 
     /// a = ⟨M v, E⟩ / ⟨M v, v⟩ over the measured components (Hermitian multiplicity as weight).
@@ -200,5 +209,60 @@ public enum ConsensusSplit {
             }
         }
         return labels
+    }
+}
+
+extension ConsensusSplit {
+    /// Re-seeds an emptied class by bisecting the class that gave it its copy (`MStep`'s donor): the
+    /// donor's members (by their most probable class this iteration) are split in two along their main
+    /// direction of variation in the donor's frame, and each half's aligned images, through the MAP
+    /// update with the donor's FSC, become the references of `donor` and `target`; the donor's and the
+    /// target's fractions are shared in proportion to the halves. A copy of the donor plus noise (what
+    /// `MStep` re-seeds with) starts no real alternative: measured on the seed's reference-free 3-class
+    /// line under `--map`, the re-seeded class took half the donor for one iteration and emptied again
+    /// at the next, eight times over, with two true classes merged in the donor.
+    /// Every rank calls this with the same model and its own particles (collective: reductions).
+    /// Returns the model unchanged when a half would be empty.
+    public static func bisect(donor: Int, into target: Int, model: Model, particles: [Particle],
+                              results: [ParticleResult], setup: RefinementSetup, radius: Int, totalImages: Int,
+                              reducer: any Reducer) throws -> Model {
+        let o = setup.options
+        let d = setup.dim
+        let vol = d * d * d
+        let nh = d * d * (d / 2 + 1)
+        let members = results.indices.filter { results[$0].classNumber == donor + 1 }
+        let memberParticles = members.map { particles[$0] }, memberPoses = members.map { results[$0] }
+        let halves = try classes(particles: memberParticles, poses: memberPoses, consensus: model.references[donor],
+                                 setup: setup, radius: radius, classes: 2, totalImages: totalImages,
+                                 seed: o.seed &+ UInt64(target), reducer: reducer)
+        // [image sums of both halves, wedge sums of both halves, image counts of both halves]
+        var sums = [Double](repeating: 0, count: 2 * vol + 2 * nh + 2)
+        var mask = [Float](repeating: 0, count: nh)
+        for (n, (p, pose)) in zip(memberParticles, memberPoses).enumerated() {
+            let g = halves[n]
+            let a = pose.angles.matrix
+            let aligned = p.maskedImage(dim: d).translated(by: pose.shift * setup.scaleFactor).rotated(by: a, outside: 0)
+            for j in 0 ..< vol { sums[g * vol + j] += Double(aligned.data[j]) }
+            mask.withUnsafeMutableBufferPointer { setup.fillReferenceFrameMask(region: p.region, rotation: a, into: $0) }
+            for j in 0 ..< nh where mask[j] != 0 { sums[2 * vol + g * nh + j] += Double(mask[j]) }
+            sums[2 * vol + 2 * nh + g] += 1
+        }
+        try reducer.sumInPlace(&sums)
+        let counts = [sums[2 * vol + 2 * nh], sums[2 * vol + 2 * nh + 1]]
+        guard counts.allSatisfy({ $0 >= 1 }) else { return model }
+        var m = model
+        let fraction = model.fractions[donor] + model.fractions[target]
+        for (g, klass) in [donor, target].enumerated() {
+            let image = Volume(nx: d, ny: d, nz: d, data: sums[(g * vol) ..< ((g + 1) * vol)].map { Float($0) })
+            let wedge: [Double] = setup.hasMissingData
+                ? Array(sums[(2 * vol + g * nh) ..< (2 * vol + (g + 1) * nh)])
+                : [Double](repeating: counts[g], count: nh)
+            let (f, _) = MStep.mapUpdate(sums: image.fourierTransform().data, wedges: wedge, fsc: model.fsc[donor],
+                                         dim: d, fudge: o.tau2Fudge)
+            m.references[klass] = MStep.postProcess(FourierVolume(nx: d, ny: d, nz: d, data: f).inverseTransform(),
+                                                    setup: setup, lowPass: nil)
+            m.fractions[klass] = fraction * counts[g] / (counts[0] + counts[1])
+        }
+        return m
     }
 }

@@ -15,9 +15,9 @@ public enum MStep {
     ///   every iteration, which diverges once that product nears 1 (a ±60° wedge and a radius-14 ball
     ///   in 32³ give 0.95).
     /// - Returns: the model (references, fractions, σ, σ_off, FSC, resolutions, signal change) and
-    ///   the classes that were re-seeded.
-    public static func run(setup: RefinementSetup, model old: Model, sums: Sums,
-                           iteration: Int, residualScale: Double = 1) -> (model: Model, reseeded: [Int]) {
+    ///   the classes that were re-seeded, each with the class whose copy it got (its donor).
+    public static func run(setup: RefinementSetup, model old: Model, sums: Sums, iteration: Int,
+                           residualScale: Double = 1) -> (model: Model, reseeded: [Int], donors: [Int]) {
         let o = setup.options
         let d = setup.dim
         let k = old.classCount
@@ -113,7 +113,7 @@ public enum MStep {
 
         // Keep classes alive: a class that lost (almost) all its images is re-seeded from the
         // largest class (see DEVIATIONS.md).
-        var reseeded: [Int] = []
+        var reseeded: [Int] = [], donors: [Int] = []
         if o.reseedEmptyClasses && !o.fixFractions && k > 1 && total > 0 && o.usesMaximumLikelihood {
             for c in 0 ..< k where sums.classWeights[c] < 0.5 {
                 guard let donor = (0 ..< k).filter({ !reseeded.contains($0) && $0 != c })
@@ -123,6 +123,7 @@ public enum MStep {
                 m.fractions[donor] = share
                 m.fractions[c] = share
                 reseeded.append(c)
+                donors.append(donor)
             }
         }
 
@@ -149,7 +150,7 @@ public enum MStep {
             }
             m.signalChange[c] = norm > 0 ? diff / norm : 1
         }
-        return (m, reseeded)
+        return (m, reseeded, donors)
     }
 
     /// The MAP (Wiener) reference update of the resolution-limited mode, per Fourier component ν of

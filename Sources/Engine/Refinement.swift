@@ -186,13 +186,23 @@ public struct Refinement: Sendable {
         let e = try eStep.get()
         let sums = try Sums(unpacking: packed, dim: dc, classCount: e.sums.classCount)
         let t2 = Date()
-        var (next, reseeded) = splitting
+        var (next, reseeded, donors) = splitting
             ? MStep.run(setup: work, model: Self.expand(eModel, to: k), sums: sums, iteration: iteration,
                         residualScale: residualScale)
             : MStep.run(setup: work, model: eModel, sums: sums, iteration: iteration, residualScale: residualScale)
         if consensusPhase && !splitting {
             next = Self.expand(next, to: k)
             reseeded = []
+        } else if o.usesResolutionLimit && !reseeded.isEmpty {
+            // The resolution-limited mode re-seeds an emptied class by bisecting its donor, not with a
+            // noisy copy of it (ConsensusSplit.bisect says why).
+            var total = [Double(particles.count)]
+            try reducer.sumInPlace(&total)
+            for (c, donor) in zip(reseeded, donors) {
+                next = try ConsensusSplit.bisect(donor: donor, into: c, model: next, particles: workParticles,
+                                                 results: e.results, setup: work, radius: radius,
+                                                 totalImages: Int(total[0]), reducer: reducer)
+            }
         }
         if dc != d {
             next = next.resized(to: d)

@@ -219,7 +219,7 @@ struct Scenario {
         sums.imageSums[0] = s.truthReferences[0].data.map { Double($0) }
         sums.imageSums[2] = s.truthReferences[0].data.map { Double($0) }
         for j in sums.wedgeSums[0].indices { sums.wedgeSums[0][j] = 1; sums.wedgeSums[2][j] = 1 }
-        let (m, _) = MStep.run(setup: s.refinement.setup, model: model, sums: sums, iteration: 1)
+        let (m, _, _) = MStep.run(setup: s.refinement.setup, model: model, sums: sums, iteration: 1)
         let expected = MStep.postProcess(model.references[1], setup: s.refinement.setup, lowPass: nil)
         #expect(m.references[1] == expected)
         #expect(m.fractions == [1, 0])

@@ -135,4 +135,36 @@ import Volumes
         print("consensus split, noise \(noise): accuracy \(accuracy)")
         #expect(accuracy >= 0.8, "split accuracy \(accuracy)")
     }
+
+    /// An emptied class is re-seeded by bisecting its donor: the donor's members (and only they) are
+    /// split along their main direction of variation, and each half's average becomes one of the two
+    /// references. With the true poses and the two true classes merged in the donor, the halves are the
+    /// classes, and each new reference is closer to its own true class than to the other.
+    @Test func bisectingADonorSeparatesTheClassesMergedInIt() throws {
+        let s = try Scenario(dim: 16, count: 40, noise: 0.15)
+        let setup = s.refinement.setup
+        var consensus = Volume(nx: 16, ny: 16, nz: 16,
+                               data: zip(s.truthReferences[0].data, s.truthReferences[1].data).map { ($0 + $1) / 2 })
+        setup.realMasks.maskSphericalAverageOutside(&consensus)
+        // Class 3 holds the first 6 particles and must not take part; class 1 (the donor) the rest.
+        let results = zip(s.particles, s.truths).map { p, t in
+            ParticleResult(globalIndex: p.globalIndex, angles: EulerAngles(matrix: t.rotation), shift: t.shift,
+                           classNumber: p.globalIndex < 6 ? 3 : 1, logLikelihood: 0, maxProbability: 1,
+                           regionNumber: p.regionNumber, halfSet: p.halfSet)
+        }
+        let other = s.truthReferences[0]
+        var model = try s.refinement.initialModel(references: [consensus, consensus, other], fractions: [0.4, 0.4, 0.2])
+        model.fsc = [[Double]](repeating: [Double](repeating: 0.9, count: 9), count: 3)
+        let split = try ConsensusSplit.bisect(donor: 0, into: 1, model: model, particles: s.particles, results: results,
+                                              setup: setup, radius: 4, totalImages: s.particles.count,
+                                              reducer: SingleProcessReducer())
+        #expect(split.references[2] == model.references[2], "a class that is not bisected keeps its reference")
+        #expect(abs(split.fractions[0] + split.fractions[1] - 0.8) < 1e-12)
+        #expect(split.fractions[0] > 0.1 && split.fractions[1] > 0.1, "fractions \(split.fractions)")
+        // Which true class each half resembles more; the two halves must resemble different ones.
+        let corr = EngineReconstructionTests.correlation
+        let margins = (0 ..< 2).map { corr(split.references[$0], s.truthReferences[0]) - corr(split.references[$0], s.truthReferences[1]) }
+        print("bisect: fractions \(split.fractions), correlation margins (truth 1 − truth 2) \(margins)")
+        #expect(margins[0] * margins[1] < 0, "both halves resemble the same true class: \(margins)")
+    }
 }
