@@ -158,14 +158,22 @@ public enum RunEvents {
 
     private static let nonFinite = (positive: "inf", negative: "-inf", nan: "nan")
 
-    /// One line (no newline) of JSON for `event`, keys sorted.
+    /// One line (no newline) of JSON for `event`: `{"event":"<name>",` then the other keys, sorted.
     public static func line<E: RunEvent>(_ event: E) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(
             positiveInfinity: nonFinite.positive, negativeInfinity: nonFinite.negative, nan: nonFinite.nan)
         do {
-            return String(decoding: try encoder.encode(event), as: UTF8.self)
+            // The `event` key first, the others sorted: `grep '^{"event":"iteration"'` finds the lines,
+            // as the README and the Slurm scripts say.
+            let sorted = String(decoding: try encoder.encode(event), as: UTF8.self)
+            let key = "\"event\":\"\(E.name)\""
+            var body = Substring(sorted.dropFirst())
+            if let r = body.range(of: key + ",") ?? body.range(of: "," + key) ?? body.range(of: key) {
+                body.removeSubrange(r)
+            }
+            return "{" + key + (body.hasPrefix("}") ? "" : ",") + body
         } catch {
             // Only numbers, strings and arrays of them, with non-finite numbers converted: cannot fail.
             preconditionFailure("encoding a \(E.name) event failed: \(error)")

@@ -34,6 +34,7 @@ import Testing
             "converged",
         ])
         #expect(object["event"] as? String == "iteration")
+        #expect(RunEvents.line(iteration).hasPrefix("{\"event\":\"iteration\",\"baseline_rss_mib\":40,"), "\(RunEvents.line(iteration))")
         #expect(object["estep_max"] as? Double == 1.25)
     }
 
