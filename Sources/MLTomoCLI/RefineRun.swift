@@ -317,6 +317,11 @@ struct RefineProgress: IterationSink {
         let eta = it < last ? "; about \(formatDuration(remaining)) left" : ""
         display?.iterationEnded(it, secondsSoFar: seconds)
         log.info("iteration \(it)/\(last): \(model); \(formatDuration(t.total)) (\(parts))\(eta)")
+        if !s.reseededClasses.isEmpty {
+            let classes = s.reseededClasses.map { String($0 + 1) }.joined(separator: ", ")
+            let how = s.radius > 0 ? "by splitting the largest class in two along the main variation of its images" : "as a perturbed copy of the largest class"
+            log.info("iteration \(it): class(es) \(classes) lost all their images and were re-seeded \(how)")
+        }
         FileHandle.standardOutput.write(Data((RunEvents.line(IterationEvent(iteration: it, timing: t, statistics: s)) + "\n").utf8))
     }
 }

@@ -12,12 +12,17 @@ import Testing
 @Suite(.serialized) struct AccuracyTests {
     static let step = 20.0
 
-    @Test func consensusThenClassificationRecoversClassesAndOrientations() async throws {
-        let ws = try Workspace("accuracy")
+    /// Both computations. Under `--map` the split of the consensus poses at the first iteration left one
+    /// particle in class 2 on this set, which emptied at the second; re-seeding it by bisecting the
+    /// other class found the classes at the third (0.94, then 0.98 at the sixth, as the classic
+    /// computation; 16 s against 111 s). Re-seeded as a noisy copy of the other class, it emptied again
+    /// every third iteration and ended at 0.57.
+    @Test(arguments: [[], ["--map"]]) func consensusThenClassificationRecoversClassesAndOrientations(mode: [String]) async throws {
+        let ws = try Workspace("accuracy" + mode.joined())
         try await ws.simulate("data", particles: AccuracyTests.particles, size: AccuracyTests.size, classes: 2,
                               snr: AccuracyTests.snr, seed: AccuracyTests.seed)
         let data = ws.file("data")
-        let common = ["-i", "images.sel", "--missing", "wedges.doc", "--ang", "\(Int(Self.step))"]
+        let common = ["-i", "images.sel", "--missing", "wedges.doc", "--ang", "\(Int(Self.step))"] + mode
         let consensus = try await ProcessRunner.mpirun(
             ranks: 2, common + ["--doc", "images.doc", "--oroot", "consensus/x", "--nref", "1", "--iter", "4"],
             currentDirectory: data, timeout: 1200)
@@ -31,7 +36,7 @@ import Testing
         let report = try await RunFiles.evaluate(truth: ".", doc: "classes/x.doc", currentDirectory: data)
         let accuracy = RunFiles.accuracy(report)
         let angular = RunFiles.median(report, "angularErrorFitted")
-        #expect(accuracy >= 0.95, "class accuracy \(accuracy)")
+        #expect(accuracy >= 0.95, "\(mode): class accuracy \(accuracy)")
         #expect(angular <= 0.6 * Self.step, "median fitted angular error \(angular)° (step \(Self.step)°)")
     }
 }
