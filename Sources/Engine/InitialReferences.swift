@@ -70,19 +70,21 @@ public struct InitialReferences: Sendable {
     public static func generate(particles: [Particle], totalImages: Int, setup: RefinementSetup,
                                 inputClasses: [Int]? = nil, reducer: any Reducer) throws -> InitialReferences {
         let o = setup.options
-        // Classes that start from a consensus split start as K copies of one reference.
-        let k = o.splitsConsensus ? 1 : o.nref
+        // Classes that start from a consensus split start as K copies of one reference; given input
+        // classes (used with the input poses) start K references whatever `inputHasClasses` says.
+        let useInput = o.startsFromInputPoses
+        let givenClasses = useInput ? inputClasses : nil
+        let k = o.splitsConsensus && givenClasses == nil ? 1 : o.nref
         let d = setup.dim
         let vol = d * d * d
         let nh = d * d * (d / 2 + 1)
         guard totalImages >= o.nref else {
-            throw EngineError("--nref \(o.nref) needs at least \(k) images, got \(totalImages)")
+            throw EngineError("--nref \(o.nref) needs at least \(o.nref) images, got \(totalImages)")
         }
-        let useInput = o.startsFromInputPoses
         let subset: [Int]
-        if useInput, let given = inputClasses {
-            guard given.count == totalImages else {
-                throw EngineError("\(given.count) input classes for \(totalImages) images")
+        if let given = givenClasses {
+            guard given.count == totalImages, given.allSatisfy({ (0 ..< k).contains($0) }) else {
+                throw EngineError("\(given.count) input classes in 0..<\(k) needed for \(totalImages) images")
             }
             subset = given
         } else {

@@ -328,8 +328,10 @@ struct Scenario {
         #expect(InitialReferences.inputPartition([0, 0], classes: 1) == nil)
     }
 
-    @Test func keptAnglesAndClassesGiveTheClassAverages() throws {
-        let s = try Scenario(count: 24, noise: 0.15) { $0.keepAngles = true }
+    /// Both computations: under `--map` the Engine once started K = 1 consensus copies here and indexed
+    /// past them with the given classes (a crash), when the caller had not set `inputHasClasses`.
+    @Test(arguments: [true, false]) func keptAnglesAndClassesGiveTheClassAverages(classic: Bool) throws {
+        let s = try Scenario(count: 24, noise: 0.15) { $0.keepAngles = true; $0.classic = classic }
         let classes = s.truths.map(\.klass)
         // The input angles are the truth (Scenario's inputs carry none): set them, as a doc would.
         var inputs = [ParticleInput]()
