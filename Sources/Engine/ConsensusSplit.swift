@@ -203,9 +203,12 @@ public enum ConsensusSplit {
             for c in centres.indices {
                 let members = labels.indices.filter { labels[$0] == c }
                 guard !members.isEmpty else { continue }
-                var m = [Double](repeating: 0, count: dims)
-                for i in members { for t in 0 ..< dims { m[t] += points[i][t] / Double(members.count) } }
-                centres[c] = m
+                // The coordinate-wise median, not the mean: one far particle (a bad pose) cannot pull a
+                // centre to itself and make a class of one.
+                centres[c] = (0 ..< dims).map { t in
+                    let v = members.map { points[$0][t] }.sorted()
+                    return v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2
+                }
             }
         }
         return labels
