@@ -57,8 +57,7 @@ public enum ConsensusSplit {
         var noise = [Double](repeating: 0, count: 2 * (h + 1))
         for (p, pose) in zip(particles, poses) {
             let a = pose.angles.matrix
-            let aligned = p.maskedImage(dim: d).translated(by: pose.shift * setup.scaleFactor).rotated(by: a, outside: 0)
-            let y = aligned.fourierTransform().data
+            let y = p.aligned(rotation: a, shift: pose.shift, setup: setup).fourierTransform().data
             var m = [Float](repeating: 0, count: nh)
             m.withUnsafeMutableBufferPointer { setup.fillReferenceFrameMask(region: p.region, rotation: a, into: $0) }
             var e = [Complex<Float>](repeating: .zero, count: nh)
@@ -231,34 +230,30 @@ extension ConsensusSplit {
                               reducer: any Reducer) throws -> Model {
         let o = setup.options
         let d = setup.dim
-        let vol = d * d * d
         let nh = d * d * (d / 2 + 1)
         let members = results.indices.filter { results[$0].classNumber == donor + 1 }
         let memberParticles = members.map { particles[$0] }, memberPoses = members.map { results[$0] }
         let halves = try classes(particles: memberParticles, poses: memberPoses, consensus: model.references[donor],
                                  setup: setup, radius: radius, classes: 2, totalImages: totalImages,
                                  seed: o.seed &+ UInt64(target), reducer: reducer)
-        // [image sums of both halves, wedge sums of both halves, image counts of both halves]
-        var sums = [Double](repeating: 0, count: 2 * vol + 2 * nh + 2)
+        var sums = Sums(dim: d, classCount: 2)
         var mask = [Float](repeating: 0, count: nh)
         for (n, (p, pose)) in zip(memberParticles, memberPoses).enumerated() {
-            let g = halves[n]
             let a = pose.angles.matrix
-            let aligned = p.maskedImage(dim: d).translated(by: pose.shift * setup.scaleFactor).rotated(by: a, outside: 0)
-            for j in 0 ..< vol { sums[g * vol + j] += Double(aligned.data[j]) }
-            mask.withUnsafeMutableBufferPointer { setup.fillReferenceFrameMask(region: p.region, rotation: a, into: $0) }
-            for j in 0 ..< nh where mask[j] != 0 { sums[2 * vol + g * nh + j] += Double(mask[j]) }
-            sums[2 * vol + 2 * nh + g] += 1
+            sums.addAligned(p.aligned(rotation: a, shift: pose.shift, setup: setup), rotation: a, region: p.region,
+                            halfSet: p.halfSet, klass: halves[n], setup: setup, mask: &mask)
         }
-        try reducer.sumInPlace(&sums)
-        let counts = [sums[2 * vol + 2 * nh], sums[2 * vol + 2 * nh + 1]]
+        var packed = sums.packed()
+        try reducer.sumInPlace(&packed)
+        sums = try Sums(unpacking: packed, dim: d, classCount: 2)
+        let counts = sums.classWeights
         guard counts.allSatisfy({ $0 >= 1 }) else { return model }
         var m = model
         let fraction = model.fractions[donor] + model.fractions[target]
         for (g, klass) in [donor, target].enumerated() {
-            let image = Volume(nx: d, ny: d, nz: d, data: sums[(g * vol) ..< ((g + 1) * vol)].map { Float($0) })
+            let image = Volume(nx: d, ny: d, nz: d, data: zip(sums.imageSums[g], sums.imageSums[2 + g]).map { Float($0 + $1) })
             let wedge: [Double] = setup.hasMissingData
-                ? Array(sums[(2 * vol + g * nh) ..< (2 * vol + (g + 1) * nh)])
+                ? zip(sums.wedgeSums[g], sums.wedgeSums[2 + g]).map { $0 + $1 }
                 : [Double](repeating: counts[g], count: nh)
             let (f, _) = MStep.mapUpdate(sums: image.fourierTransform().data, wedges: wedge, fsc: model.fsc[donor],
                                          dim: d, fudge: o.tau2Fudge)

@@ -679,6 +679,21 @@ public enum EStep {
 }
 
 extension Sums {
+    /// Adds one image already in the reference frame (`Particle.aligned`) to half-set `halfSet` of class
+    /// `klass`, its missing region's mask rotated by the same `rotation` to the wedge sum, and counts it
+    /// once for the class: the hard-assignment sums of the starting references and of a class split.
+    /// `mask` is scratch of the half-complex size.
+    mutating func addAligned(_ image: Volume, rotation a: Matrix3, region: Int, halfSet: Int, klass: Int,
+                             setup: RefinementSetup, mask: inout [Float]) {
+        let slot = halfSet * classCount + klass
+        imageSums[slot].withUnsafeMutableBufferPointer { dst in
+            for j in 0 ..< image.data.count { dst[j] += Double(image.data[j]) }
+        }
+        mask.withUnsafeMutableBufferPointer { setup.fillReferenceFrameMask(region: region, rotation: a, into: $0) }
+        for j in mask.indices where mask[j] != 0 { wedgeSums[slot][j] += Double(mask[j]) }
+        classWeights[klass] += 1
+    }
+
     /// Adds only the image and wedge sums of `other` (the pass-2 slot outputs carry nothing else).
     mutating func add(imagesAndWedgesOf other: Sums) {
         for i in imageSums.indices {

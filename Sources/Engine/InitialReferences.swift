@@ -76,7 +76,6 @@ public struct InitialReferences: Sendable {
         let givenClasses = useInput ? inputClasses : nil
         let k = o.splitsConsensus && givenClasses == nil ? 1 : o.nref
         let d = setup.dim
-        let vol = d * d * d
         let nh = d * d * (d / 2 + 1)
         guard totalImages >= o.nref else {
             throw EngineError("--nref \(o.nref) needs at least \(o.nref) images, got \(totalImages)")
@@ -98,20 +97,9 @@ public struct InitialReferences: Sendable {
             }
             let c = subset[p.globalIndex]
             let angles = useInput ? p.inputAngles : randomOrientation(seed: o.seed, globalIndex: p.globalIndex)
-            var image = p.maskedImage(dim: d)
-            if useInput && !(o.dontAlign || o.onlyAverage) && p.inputShift != .zero {
-                // In dont_align/only_average the particle was already pre-shifted at preparation.
-                image = image.translated(by: p.inputShift * setup.scaleFactor)
-            }
             let a = angles.matrix
-            let rotated = image.rotated(by: a, outside: 0)
-            let slot = p.halfSet * k + c
-            sums.imageSums[slot].withUnsafeMutableBufferPointer { dst in
-                for j in 0 ..< vol { dst[j] += Double(rotated.data[j]) }
-            }
-            mask.withUnsafeMutableBufferPointer { setup.fillReferenceFrameMask(region: p.region, rotation: a, into: $0) }
-            for j in 0 ..< nh where mask[j] != 0 { sums.wedgeSums[slot][j] += Double(mask[j]) }
-            sums.classWeights[c] += 1
+            sums.addAligned(p.aligned(rotation: a, shift: useInput ? p.inputShift : .zero, setup: setup), rotation: a,
+                            region: p.region, halfSet: p.halfSet, klass: c, setup: setup, mask: &mask)
         }
         var packed = sums.packed()
         try reducer.sumInPlace(&packed)

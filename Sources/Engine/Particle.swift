@@ -131,4 +131,16 @@ public struct Particle: Sendable {
     public func maskedImage(dim: Int) -> Volume {
         FourierVolume(nx: dim, ny: dim, nz: dim, data: spectrum).inverseTransform()
     }
+
+    /// The masked image in the reference frame of a pose: translated by `shift` (original pixels), then
+    /// rotated by `rotation` (outside 0), in the box of `setup`. In the fixed-orientation modes
+    /// (`--dont_align`, `--only_average`) the particle was shifted by its input shift when it was
+    /// prepared, and the poses those modes report carry that same shift: it is not applied again.
+    func aligned(rotation a: Matrix3, shift: SIMD3<Double>, setup: RefinementSetup) -> Volume {
+        let o = setup.options
+        var image = maskedImage(dim: setup.dim)
+        // A zero shift is skipped: the trilinear translation by 0 is the identity.
+        if !(o.dontAlign || o.onlyAverage) && shift != .zero { image = image.translated(by: shift * setup.scaleFactor) }
+        return image.rotated(by: a, outside: 0)
+    }
 }

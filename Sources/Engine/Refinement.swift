@@ -195,13 +195,11 @@ public struct Refinement: Sendable {
             reseeded = []
         } else if o.usesResolutionLimit && !reseeded.isEmpty {
             // The resolution-limited mode re-seeds an emptied class by bisecting its donor, not with a
-            // noisy copy of it (ConsensusSplit.bisect says why).
-            var total = [Double(particles.count)]
-            try reducer.sumInPlace(&total)
+            // noisy copy of it (ConsensusSplit.bisect says why). The reduced sums count every image.
             for (c, donor) in zip(reseeded, donors) {
                 next = try ConsensusSplit.bisect(donor: donor, into: c, model: next, particles: workParticles,
                                                  results: e.results, setup: work, radius: radius,
-                                                 totalImages: Int(total[0]), reducer: reducer)
+                                                 totalImages: Int(sums.imageCount), reducer: reducer)
             }
         }
         if dc != d {
