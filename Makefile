@@ -63,7 +63,7 @@ demo: build
 	    --shift-sigma 1.5 --pixel-size 17.32 --seed 7
 	@echo "== 3/4 refine: mpirun -np 2, reference-free, 2 classes, 15 deg, 10 iterations =="
 	cd $(DEMO_DIR)/data && time mpirun -np 2 --bind-to none "$(BIN_DIR)/ml_tomo" -i images.sel --doc images.doc \
-	    --missing wedges.doc --oroot ../run/demo --nref 2 --ang 15 --iter 10 --map
+	    --missing wedges.doc --oroot ../run/demo --nref 2 --ang 15 --iter 10
 	@echo "== 4/4 evaluate against the truth, and the report =="
 	"$(BIN_DIR)/ml_tomo" evaluate --truth $(DEMO_DIR)/data --doc $(DEMO_DIR)/run/demo.doc \
 	    --refs $(DEMO_DIR)/run/demo_ref000001.mrc $(DEMO_DIR)/run/demo_ref000002.mrc

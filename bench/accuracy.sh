@@ -4,7 +4,7 @@
 # row per case. Cases come from the environment so that a run can be small or the whole matrix:
 #
 #   SNRS="1 0.3 0.1 0.05 0.03 0.01"  COUNTS="200 400"  RADII="7 4.5"  CLASSES=2
-#   ITER=10  ANG=15  EXTRA=--map  bench/accuracy.sh > bench/results/accuracy.md
+#   ITER=10  ANG=15  EXTRA=--classic  bench/accuracy.sh > bench/results/accuracy.md   (EXTRA: more options)
 #
 # RELION=1 adds RELION 3.1.3's result on the same data (bench/relion-compare.sh: 15 iterations, 3 ranks,
 # started from the unaligned average, the only start a reference-free user has) as the last columns.

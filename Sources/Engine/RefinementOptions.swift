@@ -90,10 +90,9 @@ public struct RefinementOptions: Sendable, Equatable {
     public var consensusIterations: Int? = nil
     /// The original's computation (`--classic`): full-resolution E- and M-steps, imputation of the missing
     /// region from the previous reference, references generated from random subsets in random
-    /// orientations, one-pass exhaustive search. Still the program's default (`--map` sets it false):
-    /// made the default, the MAP mode still falls short on the seed's small high-SNR reference-free
-    /// 3-class set (class accuracy 0.78 against ≥ 0.8), see DEVIATIONS.md.
-    public var classic: Bool = true
+    /// orientations, one-pass exhaustive search. Off by default: the resolution-limited MAP computation
+    /// classifies from nothing where the original stays at chance (DEVIATIONS.md has the measurements).
+    public var classic: Bool = false
     /// Regularisation parameter T of the MAP M-step (`--tau2_fudge`): the per-shell prior on the signal
     /// power is T × the power the half-set FSC supports; larger T trusts the data more.
     public var tau2Fudge: Double = 2

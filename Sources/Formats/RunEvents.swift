@@ -98,7 +98,7 @@ public struct PredictionEvent: RunEvent, Equatable {
     public var ranks: Int
     public var threads: Int
     public var classes: Int
-    /// The first iteration's box (cropped to the starting resolution under --map) and the run's box.
+    /// The first iteration's box (cropped to the starting resolution by the default MAP computation) and the run's box.
     public var dim: Int
     public var fullDim: Int
     public var orientationsPerImage: Double

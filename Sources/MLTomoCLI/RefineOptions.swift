@@ -146,9 +146,9 @@ struct RefineOptions: ParsableArguments {
     var iniFilter = false
 
     // MARK: Added by this program
-    @Flag(name: .customLong("classic"), help: "The original's computation: full resolution, imputation of the missing region, references from random subsets in random orientations (the default for now; see DEVIATIONS.md).")
+    @Flag(name: .customLong("classic"), help: "The original's computation: full resolution, imputation of the missing region, references from random subsets in random orientations, one-pass search (see DEVIATIONS.md).")
     var classic = false
-    @Flag(name: .customLong("map"), help: "Resolution-limited MAP refinement: the likelihood starts at --ini_high and grows with the half-set FSC, the Wiener update replaces imputation, and --nref K classes start from a split of an aligned consensus (see DEVIATIONS.md). Opt-in until it is validated on every data set of the test suite.")
+    @Flag(name: .customLong("map"), help: "Resolution-limited MAP refinement (the default; the flag is kept for scripts that give it): the likelihood starts at --ini_high and grows with the half-set FSC, the Wiener update replaces imputation, and --nref K classes start from a split of an aligned consensus (see DEVIATIONS.md).")
     var map = false
 
     @Option(name: .customLong("tau2_fudge"), help: "Regularisation T of the resolution-limited (MAP) reference update: larger trusts the data more.")
@@ -163,7 +163,7 @@ struct RefineOptions: ParsableArguments {
     @Option(name: .customLong("consensus_iter"), help: ArgumentHelp("Reference-free classes: iterations refined as one consensus before it is split; default half of --iter (1 to 6).", valueName: "n"))
     var consensusIter: Int?
 
-    @Flag(name: .customLong("exhaustive"), help: "With --map: one pass over the whole orientation grid instead of the two-pass search (coarse grid of twice --ang in a cropped box, then --ang only around the coarse orientations that hold --adaptive_fraction of each particle's posterior).")
+    @Flag(name: .customLong("exhaustive"), help: "One pass over the whole orientation grid instead of the default two-pass search (--classic always searches in one pass) (coarse grid of twice --ang in a cropped box, then --ang only around the coarse orientations that hold --adaptive_fraction of each particle's posterior).")
     var exhaustive = false
 
     @Option(name: .customLong("adaptive_fraction"), help: ArgumentHelp("Two-pass search: posterior mass of the coarse pass whose neighbourhood the fine pass searches.", valueName: "f"))
@@ -222,7 +222,7 @@ struct RefineOptions: ParsableArguments {
         e.keepAngles = keepAngles
         e.filter = filter
         e.iniFilter = iniFilter
-        e.classic = !map
+        e.classic = classic
         e.tau2Fudge = tau2Fudge
         e.initialHighResolution = iniHigh
         e.resolutionIncrement = incrSize

@@ -39,7 +39,7 @@ struct RefineRun {
         try communicator.agree { if rank == 0 { try outputs.checkDirectory() } }
         logSummary(inputs, setup)
         if !engineOptions.classic && (o.dontImpute || o.imputeIter != 1 || o.noimpThreshold != 1) {
-            log.warning("--dont_impute, --impute_iter and --noimp_threshold only change the classic computation; --map replaces imputation by its Wiener update and ignores them")
+            log.warning("--dont_impute, --impute_iter and --noimp_threshold only change the classic computation (--classic); the default MAP computation replaces imputation by its Wiener update and ignores them")
         }
         let total = inputs.images.count
         let mine = partition(count: total, ranks: communicator.size, rank: rank)

@@ -78,8 +78,9 @@ import Volumes
     /// the one the real run then evaluates, its times positive, and it must write nothing.
     @Test func dryRunPredictsTheTriplesThatTheRunEvaluates() async throws {
         let ws = try await dataset("dry-run")
+        // The classic one-pass search first: its triple count is exact.
         let arguments = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "run/x", "--nref", "2", "--ang", "30",
-                         "--iter", "1"] + wedge
+                         "--iter", "1", "--classic"] + wedge
         let dry = try await refine(ws, arguments + ["--dry-run"])
         let prediction = try #require(try RunEvents.decode(PredictionEvent.self, from: dry.stdout).first, "no prediction line: \(dry)")
         #expect(dry.combinedOutput.contains("predicted time per iteration"), "\(dry)")
@@ -92,9 +93,9 @@ import Volumes
         #expect(prediction.triples > 0)
         #expect(prediction.triples == iteration.triples, "predicted \(prediction.triples), evaluated \(iteration.triples)")
 
-        // The two-pass search of --map (--ang 15): its coarse pass exactly, its fine pass within the predicted bounds.
+        // The default two-pass search (--ang 15): its coarse pass exactly, its fine pass within the predicted bounds.
         let fine = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "run15/x", "--nref", "2", "--ang", "15",
-                    "--iter", "1", "--map"] + wedge
+                    "--iter", "1"] + wedge
         let dry15 = try await refine(ws, fine + ["--dry-run"])
         let p15 = try #require(try RunEvents.decode(PredictionEvent.self, from: dry15.stdout).first, "no prediction line: \(dry15)")
         let run15 = try await refine(ws, fine)
@@ -398,8 +399,9 @@ import Volumes
         _ = try await refine(ws, common + ["--oroot", "freesig/x", "--iter", "2", "--noise", "1.7", "--offset", "2.5"])
         #expect(abs(try RunFiles.logValue(ws.file("data/freesig/x_it000002_log.doc"), "sigmaNoise") - 1.7) > 1e-6)
         #expect(abs(try RunFiles.logValue(ws.file("data/freesig/x_it000002_log.doc"), "sigmaOffset") - 2.5) > 1e-6)
-        // --eps: a huge threshold converges after the first iteration and stops there.
-        _ = try await refine(ws, common + ["--oroot", "eps/x", "--iter", "3", "--eps", "1e9"])
+        // --eps: a huge threshold converges after the first iteration and stops there (classic: the default
+        // also waits for its resolution to stop growing and, with --nref 2, for its consensus to split).
+        _ = try await refine(ws, common + ["--oroot", "eps/x", "--iter", "3", "--eps", "1e9", "--classic"])
         #expect(ws.exists("data/eps/x_it000001.doc") && !ws.exists("data/eps/x_it000002.doc") && ws.exists("data/eps/x.doc"))
         #expect(try RunFiles.logValue(ws.file("data/eps/x_it000001_log.doc"), "converged") == 1)
         // --tilt0/--tiltF: every written tilt lies in the range (exhaustive search, no perturbation).
@@ -414,22 +416,26 @@ import Volumes
             #expect(min(abs(r), 90 - abs(r)) < 1e-3, "\(image): psi \(row.angles.psi)")
         }
         // Regularisation, imputation and filter options run and change the result; the imputation options
-        // belong to the classic computation (the --map update does not impute) and say so otherwise.
-        _ = try await refine(ws, common + ["--oroot", "plain/x", "--iter", "2"])
-        let plain = try ReferenceStackFile.read(ws.file("data/plain/x.h5")).references
-        let variants: [(String, [String])] = [
-            ("reg", ["--reg0", "5", "--regF", "0", "--reg_steps", "5"]),
-            ("noimpute", ["--dont_impute", "--noimp_threshold", "0.5"]),
-            ("impute3", ["--impute_iter", "3"]),
-            ("filter", ["--filter", "--ini_filter"]),
-            ("maxres", ["--maxres", "0.25"]),
-        ]
-        for (name, flags) in variants {
-            _ = try await refine(ws, common + ["--oroot", "\(name)/x", "--iter", "2"] + flags)
-            let refs = try ReferenceStackFile.read(ws.file("data/\(name)/x.h5")).references
-            #expect(RunFiles.relativeDifference(plain[0], refs[0]) > 1e-4, "\(name): \(flags) changed nothing")
+        // belong to the classic computation (the default MAP update does not impute) and say so otherwise.
+        for mode in [[], ["--classic"]] {
+            let tag = mode.isEmpty ? "" : "classic-"
+            _ = try await refine(ws, common + mode + ["--oroot", "\(tag)plain/x", "--iter", "2"])
+            let plain = try ReferenceStackFile.read(ws.file("data/\(tag)plain/x.h5")).references
+            var variants: [(String, [String])] = [
+                ("reg", ["--reg0", "5", "--regF", "0", "--reg_steps", "5"]),
+                ("filter", ["--filter", "--ini_filter"]),
+                ("maxres", ["--maxres", "0.25"]),
+            ]
+            if !mode.isEmpty {
+                variants += [("noimpute", ["--dont_impute", "--noimp_threshold", "0.5"]), ("impute3", ["--impute_iter", "3"])]
+            }
+            for (name, flags) in variants {
+                _ = try await refine(ws, common + mode + ["--oroot", "\(tag)\(name)/x", "--iter", "2"] + flags)
+                let refs = try ReferenceStackFile.read(ws.file("data/\(tag)\(name)/x.h5")).references
+                #expect(RunFiles.relativeDifference(plain[0], refs[0]) > 1e-4, "\(mode) \(name): \(flags) changed nothing")
+            }
         }
-        let ignored = try await refine(ws, common + ["--oroot", "noimputemap/x", "--iter", "1", "--map", "--dont_impute"])
+        let ignored = try await refine(ws, common + ["--oroot", "noimputemap/x", "--iter", "1", "--dont_impute"])
         #expect(ignored.combinedOutput.contains("only change the classic computation"), "\(ignored)")
         // --trymindiff_factor is accepted (kept for compatibility) and changes nothing.
         _ = try await refine(ws, common + ["--oroot", "trymin/x", "--iter", "2", "--trymindiff_factor", "0.5"])

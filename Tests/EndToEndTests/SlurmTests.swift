@@ -107,19 +107,23 @@ import Testing
         let work = try jobDirectory("checkpoint")
         defer { try? FileManager.default.removeItem(at: work) }
         let data = try await simulatedData(in: work, binary: binary)
-        let iterations = ["--iter", "4"]
+        // Long enough that the signal, sent once iteration 1 is on disk, arrives before the run ends: at
+        // --ang 30 the whole run took under 3 s and a run finished first; at --ang 10, 12 iterations take
+        // about 5 s (0.4 s each) under the default computation.
+        let iterations = ["--iter", "12"]
+        let arguments = Self.refineArguments.map { $0 == "30" ? "10" : $0 }
         try await cluster.withRunningCluster {
             // Uninterrupted reference run.
             let full = try await cluster.submit(
                 sbatchOptions: ["--ntasks=2", "--cpus-per-task=1", "--time=10", "--mem=1G", "--output=\(work.path)/full-%j.out"],
-                programArguments: Self.refineArguments.map { $0 == "run/x" ? "full/x" : $0 } + iterations,
+                programArguments: arguments.map { $0 == "run/x" ? "full/x" : $0 } + iterations,
                 environment: ["ML_TOMO_BIN": binary], workingDirectory: data)
             let fullState = try await cluster.waitForJob(full, timeout: .seconds(600))
             try #require(fullState.state == "COMPLETED", "\(fullState)")
 
             let jobID = try await cluster.submit(
                 sbatchOptions: ["--ntasks=2", "--cpus-per-task=1", "--time=10", "--mem=1G", "--output=\(work.path)/job-%j.out"],
-                programArguments: Self.refineArguments + iterations,
+                programArguments: arguments + iterations,
                 environment: ["ML_TOMO_BIN": binary], workingDirectory: data)
             // Signal once the first iteration is on disk (the run is then inside a later one).
             let first = data.appendingPathComponent("run/x_it000001.h5").path
@@ -140,7 +144,7 @@ import Testing
             let prefix = String(output[hint].dropFirst("--restart ".count))
             let resumed = try await cluster.submit(
                 sbatchOptions: ["--ntasks=2", "--cpus-per-task=1", "--time=10", "--mem=1G", "--output=\(work.path)/resume-%j.out"],
-                programArguments: Self.refineArguments + iterations + ["--restart", prefix],
+                programArguments: arguments + iterations + ["--restart", prefix],
                 environment: ["ML_TOMO_BIN": binary], workingDirectory: data)
             let resumedState = try await cluster.waitForJob(resumed, timeout: .seconds(600))
             #expect(resumedState.state == "COMPLETED", "\(resumedState)")
