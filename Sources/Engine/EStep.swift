@@ -60,7 +60,7 @@ public enum EStep {
         init(_ candidates: [Candidate], triples: Int, workspace ws: Workspace) {
             self.candidates = candidates
             self.triples = triples
-            c2rSeconds = Double(ws.c2rNanoseconds) * 1e-9
+            c2rSeconds = ws.c2rSeconds
             c2rCalls = ws.c2rCalls
         }
     }
@@ -95,6 +95,8 @@ public enum EStep {
         /// Where the slots count the visits they finished (nil: nobody watches).
         let progress: EStepProgress?
         var phase: EStepProgress.Phase
+        /// Times the search's c2r FFTs (nil: not timed).
+        var stopwatch: (any Stopwatch)? = nil
 
         /// Visits (image, orientation) of the whole plan: the units of `progress`.
         var plannedVisits: Int {
@@ -108,7 +110,11 @@ public enum EStep {
         }
     }
 
-    /// Runs the E-step over the local `particles`.
+    /// Runs the E-step over the local `particles` in its four stages: plan (which orientations each
+    /// image visits: `SearchPlan`, and the tables of the search), search (pass 1: per visited triple the
+    /// maximum and log-sum of the shift weights), posterior (per image: normalisation, significant
+    /// triples, log-likelihood, statistics) and weighted sums (pass 2: the images' posterior-weighted sums
+    /// in the reference frame, and the wedge sums).
     /// - Parameters:
     ///   - previous: the previous iteration's results for the same particles (centre of local searches).
     ///   - iteration: the iteration number (keys the grid perturbation).
@@ -116,10 +122,12 @@ public enum EStep {
     ///     posterior goes to the sums of class `classOf[i]` among `classes` (used once, to split a
     ///     consensus into classes that share its frame).
     ///   - restriction: pass 2 of the adaptive search: the triples its pass 1 kept.
+    ///   - stopwatch: times the search's c2r FFTs (nil: not timed).
     static func run(setup: RefinementSetup, model: Model, particles: [Particle],
                     previous: [ParticleResult]?, iteration: Int,
                     partition: (classes: Int, classOf: [Int])? = nil,
-                    restriction: SearchRestriction? = nil, progress: EStepProgress? = nil) throws -> EStepOutput {
+                    restriction: SearchRestriction? = nil, progress: EStepProgress? = nil,
+                    stopwatch: (any Stopwatch)? = nil) throws -> EStepOutput {
         let d = setup.dim
         let k = model.classCount
         if let partition {
@@ -128,127 +136,179 @@ public enum EStep {
                 throw EngineError("a class partition needs a one-class model and a class for every image")
             }
         }
-        let kOut = partition?.classes ?? k
-        func outClass(_ i: Int, _ c: Int) -> Int { partition?.classOf[i] ?? c }
         guard k >= 1, model.references.allSatisfy({ $0.nx == d && $0.isCubic }) else {
             throw EngineError("the model's references must be \(d)³ (working box)")
         }
-        let o = setup.options
+        // Plan.
         let plan = SearchPlan.make(setup: setup, particles: particles, previous: previous, iteration: iteration,
                                    restriction: restriction)
-        let tables = try makeTables(setup: setup, model: model, particles: particles, plan: plan,
+        var tables = try makeTables(setup: setup, model: model, particles: particles, plan: plan,
                                     progress: progress, phase: .search)
+        tables.stopwatch = stopwatch
+        // Search and posterior.
+        let outputClasses = OutputClasses(partition: partition, modelClasses: k)
+        let posterior: Posterior
+        var search = Search(perImage: [], triples: 0, c2rSeconds: 0, c2rCalls: 0)
+        if setup.options.onlyAverage {
+            posterior = inputPosterior(particles: particles, orientations: plan.count, dim: d, classes: outputClasses.count)
+        } else {
+            search = self.search(tables)
+            posterior = try self.posterior(search.perImage, tables: tables, previous: previous, classes: outputClasses)
+        }
+        // Weighted sums.
+        let sums = weightedSums(tables, jobs: posterior.jobsByOrientation, startingFrom: posterior.sums,
+                                classes: outputClasses)
+        return EStepOutput(sums: sums, results: posterior.results, triples: search.triples,
+                           significantTriples: posterior.significant,
+                           c2rSeconds: search.c2rSeconds, c2rCalls: search.c2rCalls)
+    }
 
-        // Pass 1 (ML) or maxCC search: candidates per slot.
-        var jobsByOrientation = [[WeightJob]](repeating: [], count: plan.count)
-        var results = [ParticleResult]()
-        var sums = Sums(dim: d, classCount: kOut)
-        var triples = 0
-        var significant = 0
-        var c2rSeconds = 0.0, c2rCalls = 0
-        if o.onlyAverage {
-            for (i, p) in particles.enumerated() {
-                let c = p.inputClass ?? 0
-                jobsByOrientation[i].append(WeightJob(image: Int32(i), klass: Int32(c), logNorm: 0,
+    /// The classes the sums are kept for: the model's, or those of an imposed partition.
+    struct OutputClasses {
+        let partition: (classes: Int, classOf: [Int])?
+        let modelClasses: Int
+        var count: Int { partition?.classes ?? modelClasses }
+        /// The output class of image `i`'s posterior in model class `c`.
+        func of(image i: Int, modelClass c: Int) -> Int { partition?.classOf[i] ?? c }
+    }
+
+    /// The search stage's output: per image its visited triples' candidates (in no particular order).
+    struct Search {
+        var perImage: [[Candidate]]
+        var triples: Int
+        var c2rSeconds: Double
+        var c2rCalls: Int
+    }
+
+    /// The posterior stage's output: the per-image results, the pass-2 jobs per orientation, the
+    /// scalar sums (class weights, σ sums, log-likelihood, counts) and the number of significant triples.
+    struct Posterior {
+        var jobsByOrientation: [[WeightJob]]
+        var results: [ParticleResult]
+        var sums: Sums
+        var significant: Int
+    }
+
+    /// Search: pass 1 (ML) or the maxCC search over every slot, candidates grouped by image as the
+    /// slots finish (in slot order), so that each slot's list is freed once grouped.
+    static func search(_ tables: Tables) -> Search {
+        let grouping = OrderedFold<Search, SlotSearch>(
+            Search(perImage: [[Candidate]](repeating: [], count: tables.particles.count), triples: 0,
+                   c2rSeconds: 0, c2rCalls: 0)) { acc, part in
+            acc.triples += part.triples
+            acc.c2rSeconds += part.c2rSeconds
+            acc.c2rCalls += part.c2rCalls
+            for c in part.candidates { acc.perImage[Int(c.image)].append(c) }
+        }
+        tables.progress?.start(.search, units: tables.plannedVisits)
+        let maxCC = tables.setup.options.maxCC
+        forEachSlot(slotCount, threads: tables.setup.options.threads) { s in
+            grouping.deliver(s, maxCC ? searchMaxCC(tables, slot: s) : searchML(tables, slot: s))
+        }
+        return grouping.result
+    }
+
+    /// `--only_average`: every image with weight 1 in its input class, pose and shift (its plan has one
+    /// orientation per image, the image's own).
+    static func inputPosterior(particles: [Particle], orientations: Int, dim d: Int, classes: Int) -> Posterior {
+        var out = Posterior(jobsByOrientation: [[WeightJob]](repeating: [], count: orientations), results: [],
+                            sums: Sums(dim: d, classCount: classes), significant: particles.count)
+        for (i, p) in particles.enumerated() {
+            let c = p.inputClass ?? 0
+            out.jobsByOrientation[i].append(WeightJob(image: Int32(i), klass: Int32(c), logNorm: 0,
                                                       deltaShift: 0, outClass: Int32(c)))
-                results.append(ParticleResult(globalIndex: p.globalIndex, angles: p.inputAngles, shift: p.inputShift,
+            out.results.append(ParticleResult(globalIndex: p.globalIndex, angles: p.inputAngles, shift: p.inputShift,
                                               classNumber: c + 1, logLikelihood: 0, maxProbability: 1,
                                               regionNumber: p.regionNumber, halfSet: p.halfSet))
-                sums.classWeights[c] += 1
-                sums.maxProbabilitySum += 1
-                sums.imageCount += 1
-            }
-            significant = particles.count
-        } else {
-            let maxCC = o.maxCC
-            // Candidates grouped by image as the slots finish (in slot order), so that each slot's list
-            // is freed once grouped instead of all lists waiting next to their grouped copy.
-            let grouping = OrderedFold<(perImage: [[Candidate]], triples: Int, c2rSeconds: Double, c2rCalls: Int), SlotSearch>(
-                ([[Candidate]](repeating: [], count: particles.count), 0, 0, 0)) { acc, part in
-                acc.triples += part.triples
-                acc.c2rSeconds += part.c2rSeconds
-                acc.c2rCalls += part.c2rCalls
-                for c in part.candidates { acc.perImage[Int(c.image)].append(c) }
-            }
-            progress?.start(.search, units: tables.plannedVisits)
-            forEachSlot(slotCount, threads: o.threads) { s in
-                grouping.deliver(s, maxCC ? searchMaxCC(tables, slot: s) : searchML(tables, slot: s))
-            }
-            let (perImage, slotTriples, slotC2RSeconds, slotC2RCalls) = grouping.result
-            triples += slotTriples
-            c2rSeconds = slotC2RSeconds
-            c2rCalls = slotC2RCalls
-            for i in particles.indices {
-                let p = particles[i]
-                let cands = perImage[i].sorted { ($0.orientation, $0.klass) < ($1.orientation, $1.klass) }
-                guard let best = cands.max(by: { $0.maxLog < $1.maxLog || ($0.maxLog == $1.maxLog && ($0.orientation, $0.klass) > ($1.orientation, $1.klass)) }) else {
-                    // Nothing visited (no live class): keep the input values, contribute nothing.
-                    results.append(ParticleResult(globalIndex: p.globalIndex, angles: previous?[i].angles ?? p.inputAngles,
+            out.sums.classWeights[c] += 1
+            out.sums.maxProbabilitySum += 1
+            out.sums.imageCount += 1
+        }
+        return out
+    }
+
+    /// Posterior: per image, from its candidates, the normalisation ln Σ weights, the significant
+    /// triples (maximum weight within `significance` of the image's best), their pass-2 jobs, the
+    /// image's log-likelihood, max-probability and best pose, and its share of the scalar sums. maxCC:
+    /// a hard assignment to the best triple (spec §7), CC reported as the max-probability.
+    static func posterior(_ perImage: [[Candidate]], tables: Tables, previous: [ParticleResult]?,
+                          classes: OutputClasses) throws -> Posterior {
+        let setup = tables.setup, model = tables.model, plan = tables.plan
+        let o = setup.options
+        var out = Posterior(jobsByOrientation: [[WeightJob]](repeating: [], count: plan.count), results: [],
+                            sums: Sums(dim: setup.dim, classCount: classes.count), significant: 0)
+        for (i, p) in tables.particles.enumerated() {
+            let cands = perImage[i].sorted { ($0.orientation, $0.klass) < ($1.orientation, $1.klass) }
+            guard let best = cands.max(by: { $0.maxLog < $1.maxLog || ($0.maxLog == $1.maxLog && ($0.orientation, $0.klass) > ($1.orientation, $1.klass)) }) else {
+                // Nothing visited (no live class): keep the input values, contribute nothing.
+                out.results.append(ParticleResult(globalIndex: p.globalIndex, angles: previous?[i].angles ?? p.inputAngles,
                                                   shift: previous?[i].shift ?? p.inputShift,
                                                   classNumber: (p.inputClass ?? 0) + 1, logLikelihood: 0,
                                                   maxProbability: 0, regionNumber: p.regionNumber, halfSet: p.halfSet))
-                    continue
-                }
-                let bestShift = o.dontAlign ? p.inputShift
-                    : -SIMD3<Double>(tables.window.shiftBox[Int(best.bestShift)]) / setup.scaleFactor
-                if maxCC {
-                    // Hard assignment to the best (a, k, s) (spec §7); CC* is reported as max probability.
-                    jobsByOrientation[Int(best.orientation)].append(
-                        WeightJob(image: Int32(i), klass: best.klass, logNorm: 0, deltaShift: best.bestShift,
-                                  outClass: Int32(outClass(i, Int(best.klass)))))
-                    sums.classWeights[outClass(i, Int(best.klass))] += 1
-                    sums.maxProbabilitySum += best.maxLog
-                    sums.imageCount += 1
-                    significant += 1
-                    results.append(ParticleResult(globalIndex: p.globalIndex, angles: plan.angles[Int(best.orientation)],
-                                                  shift: bestShift, classNumber: outClass(i, Int(best.klass)) + 1,
+                continue
+            }
+            let bestShift = o.dontAlign ? p.inputShift
+                : -SIMD3<Double>(tables.window.shiftBox[Int(best.bestShift)]) / setup.scaleFactor
+            let bestClass = classes.of(image: i, modelClass: Int(best.klass))
+            if o.maxCC {
+                out.jobsByOrientation[Int(best.orientation)].append(
+                    WeightJob(image: Int32(i), klass: best.klass, logNorm: 0, deltaShift: best.bestShift,
+                              outClass: Int32(bestClass)))
+                out.sums.classWeights[bestClass] += 1
+                out.sums.maxProbabilitySum += best.maxLog
+                out.sums.imageCount += 1
+                out.significant += 1
+                out.results.append(ParticleResult(globalIndex: p.globalIndex, angles: plan.angles[Int(best.orientation)],
+                                                  shift: bestShift, classNumber: bestClass + 1,
                                                   logLikelihood: 0, maxProbability: best.maxLog,
                                                   regionNumber: p.regionNumber, halfSet: p.halfSet))
-                    continue
-                }
-                let threshold = best.maxLog + Foundation.log(significance)
-                let sig = cands.filter { $0.maxLog > threshold || ($0.orientation == best.orientation && $0.klass == best.klass) }
-                let top = sig.map(\.logSum).max()!
-                var total = 0.0
-                for c in sig { total += Foundation.exp(c.logSum - top) }
-                let logNorm = top + Foundation.log(total)
-                var sumD = 0.0, sumS2 = 0.0
-                for c in sig {
-                    let w = Foundation.exp(c.logSum - logNorm)
-                    sums.classWeights[outClass(i, Int(c.klass))] += w
-                    sumD += w * c.meanD
-                    sumS2 += w * c.meanS2
-                    jobsByOrientation[Int(c.orientation)].append(
-                        WeightJob(image: Int32(i), klass: c.klass, logNorm: logNorm, deltaShift: -1,
-                                  outClass: Int32(outClass(i, Int(c.klass)))))
-                }
-                significant += sig.count
-                let nObs = Double(setup.observedCounts[p.region])
-                let ll = logNorm - nObs * Foundation.log((2 * Double.pi).squareRoot() * model.sigmaNoise)
-                let pMax = Foundation.exp(best.maxLog - logNorm)
-                sums.sigmaNoiseSum += 2 * sumD
-                sums.sigmaOffsetSum += sumS2
-                sums.maxProbabilitySum += pMax
-                sums.logLikelihood += ll
-                sums.imageCount += 1
-                results.append(ParticleResult(globalIndex: p.globalIndex, angles: plan.angles[Int(best.orientation)],
-                                              shift: bestShift, classNumber: outClass(i, Int(best.klass)) + 1,
+                continue
+            }
+            let threshold = best.maxLog + Foundation.log(significance)
+            let sig = cands.filter { $0.maxLog > threshold || ($0.orientation == best.orientation && $0.klass == best.klass) }
+            let top = sig.map(\.logSum).max()!
+            var total = 0.0
+            for c in sig { total += Foundation.exp(c.logSum - top) }
+            let logNorm = top + Foundation.log(total)
+            var sumD = 0.0, sumS2 = 0.0
+            for c in sig {
+                let w = Foundation.exp(c.logSum - logNorm)
+                let outClass = classes.of(image: i, modelClass: Int(c.klass))
+                out.sums.classWeights[outClass] += w
+                sumD += w * c.meanD
+                sumS2 += w * c.meanS2
+                out.jobsByOrientation[Int(c.orientation)].append(
+                    WeightJob(image: Int32(i), klass: c.klass, logNorm: logNorm, deltaShift: -1, outClass: Int32(outClass)))
+            }
+            out.significant += sig.count
+            let nObs = Double(setup.observedCounts[p.region])
+            let ll = logNorm - nObs * Foundation.log((2 * Double.pi).squareRoot() * model.sigmaNoise)
+            let pMax = Foundation.exp(best.maxLog - logNorm)
+            out.sums.sigmaNoiseSum += 2 * sumD
+            out.sums.sigmaOffsetSum += sumS2
+            out.sums.maxProbabilitySum += pMax
+            out.sums.logLikelihood += ll
+            out.sums.imageCount += 1
+            out.results.append(ParticleResult(globalIndex: p.globalIndex, angles: plan.angles[Int(best.orientation)],
+                                              shift: bestShift, classNumber: bestClass + 1,
                                               logLikelihood: ll, maxProbability: pMax,
                                               regionNumber: p.regionNumber, halfSet: p.halfSet))
-            }
         }
+        return out
+    }
 
-        // Pass 2: weighted sums, per slot, merged in slot order.
-        let jobs = jobsByOrientation
-        progress?.start(.accumulate, units: jobs.reduce(0) { $0 + $1.count })
-        let accumulation = { var t = tables; t.phase = .accumulate; return t }()
-        let merge = OrderedFold<Sums, Sums>(consume sums) { total, part in total.add(imagesAndWedgesOf: part) }
-        forEachSlot(slotCount, threads: o.threads) { s in
-            merge.deliver(s, accumulate(accumulation, jobs: jobs, slot: s, outputClasses: kOut))
+    /// Weighted sums: pass 2 per slot, merged in slot order into `scalars` (the posterior stage's sums).
+    static func weightedSums(_ tables: Tables, jobs: [[WeightJob]], startingFrom scalars: Sums,
+                             classes: OutputClasses) -> Sums {
+        tables.progress?.start(.accumulate, units: jobs.reduce(0) { $0 + $1.count })
+        var accumulation = tables
+        accumulation.phase = .accumulate
+        let pass2 = accumulation
+        let merge = OrderedFold<Sums, Sums>(scalars) { total, part in total.add(imagesAndWedgesOf: part) }
+        forEachSlot(slotCount, threads: tables.setup.options.threads) { s in
+            merge.deliver(s, accumulate(pass2, jobs: jobs, slot: s, outputClasses: classes.count))
         }
-        sums = merge.result
-        return EStepOutput(sums: sums, results: results, triples: triples, significantTriples: significant,
-                           c2rSeconds: c2rSeconds, c2rCalls: c2rCalls)
+        return merge.result
     }
 
     /// The per-iteration tables of a search over `plan`.
@@ -322,12 +382,15 @@ public enum EStep {
         let rotated: [AlignedBuffer<Complex<Float>>]
         let product: AlignedBuffer<Complex<Float>>
         let corr: AlignedBuffer<Float>
-        /// Wall time spent in `correlate`'s c2r and the number of calls: the FFT floor as the E-step
-        /// itself meets it (same caches, same machine state), next to the isolated benchmark's.
-        var c2rNanoseconds: UInt64 = 0
+        /// Wall time spent in `correlate`'s c2r (when a stopwatch is given) and the number of calls: the
+        /// FFT floor as the E-step itself meets it (same caches, same machine state), next to the
+        /// isolated benchmark's.
+        var c2rSeconds: Double = 0
         var c2rCalls = 0
-        init(dim d: Int, classes: Int) {
+        let stopwatch: (any Stopwatch)?
+        init(dim d: Int, classes: Int, stopwatch: (any Stopwatch)?) {
             self.d = d
+            self.stopwatch = stopwatch
             nh = d * d * (d / 2 + 1)
             plan = FFTPlan.shared(dim: d)
             rotated = (0 ..< classes).map { _ in AlignedBuffer<Complex<Float>>(count: d * d * (d / 2 + 1)) }
@@ -347,9 +410,13 @@ public enum EStep {
                 out[2 * j] = xr * rr + xi * ri
                 out[2 * j + 1] = xi * rr - xr * ri
             }
-            let start = DispatchTime.now().uptimeNanoseconds
-            plan.inverseDestroyingInput(product.pointer, corr.pointer)
-            c2rNanoseconds &+= DispatchTime.now().uptimeNanoseconds &- start
+            if let stopwatch {
+                let start = stopwatch.seconds()
+                plan.inverseDestroyingInput(product.pointer, corr.pointer)
+                c2rSeconds += stopwatch.seconds() - start
+            } else {
+                plan.inverseDestroyingInput(product.pointer, corr.pointer)
+            }
             c2rCalls += 1
         }
 
@@ -410,7 +477,7 @@ public enum EStep {
     static func searchML(_ t: Tables, slot s: Int) -> SlotSearch {
         let d = t.setup.dim
         let k = t.model.classCount
-        let ws = Workspace(dim: d, classes: k)
+        let ws = Workspace(dim: d, classes: k, stopwatch: t.stopwatch)
         let vol = Double(d * d * d)
         let live = (0 ..< k).filter { t.rotators[$0] != nil && t.logAlpha[$0] > -Double.infinity }
         let regionCount = t.setup.regionCount
@@ -505,7 +572,7 @@ public enum EStep {
     static func searchMaxCC(_ t: Tables, slot s: Int) -> SlotSearch {
         let d = t.setup.dim
         let k = t.model.classCount
-        let ws = Workspace(dim: d, classes: k)
+        let ws = Workspace(dim: d, classes: k, stopwatch: t.stopwatch)
         let vol = Double(d * d * d)
         let live = (0 ..< k).filter { t.rotators[$0] != nil }
         var best = [Candidate?](repeating: nil, count: t.particles.count)
@@ -568,7 +635,7 @@ public enum EStep {
         let regionCount = t.setup.regionCount
         let orientations = t.orientations(ofSlot: s).filter { !jobs[$0].isEmpty }
         if orientations.isEmpty { return nil }
-        let ws = Workspace(dim: d, classes: k)
+        let ws = Workspace(dim: d, classes: k, stopwatch: t.stopwatch)
         var sums = Sums(dim: d, classCount: kOut)
         // Image-frame accumulators per (half, output class), complex as interleaved Double.
         var accum = [[Double]](repeating: [Double](repeating: 0, count: 2 * nh), count: 2 * kOut)

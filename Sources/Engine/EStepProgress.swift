@@ -57,7 +57,10 @@ public final class EStepProgress: @unchecked Sendable {
     /// Each phase's seconds in the last finished E-step that ran it.
     private var measured: [Phase: Double] = [:]
 
-    public init() {}
+    /// Times the phases, to weight them by their measured share in the next E-step.
+    private let stopwatch: any Stopwatch
+
+    public init(stopwatch: any Stopwatch) { self.stopwatch = stopwatch }
 
     public func snapshot() -> Snapshot {
         lock.lock()
@@ -96,7 +99,7 @@ public final class EStepProgress: @unchecked Sendable {
     func start(_ phase: Phase, units: Int) {
         lock.lock()
         defer { lock.unlock() }
-        let now = Self.now()
+        let now = stopwatch.seconds()
         for earlier in order.prefix(while: { $0 != phase }) { close(earlier, at: now) }
         phases[phase]?.planned = units
         phases[phase]?.done = 0
@@ -115,7 +118,7 @@ public final class EStepProgress: @unchecked Sendable {
     func finish() {
         lock.lock()
         defer { lock.unlock() }
-        let now = Self.now()
+        let now = stopwatch.seconds()
         for phase in order { close(phase, at: now) }
         finished = true
     }
@@ -133,7 +136,4 @@ public final class EStepProgress: @unchecked Sendable {
         }
         phases[phase] = p
     }
-
-    /// Monotonic seconds.
-    private static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
 }

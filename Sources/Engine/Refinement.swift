@@ -10,6 +10,8 @@ public struct Refinement: Sendable {
     public var residualScale: Double = 1
     /// Counts the E-step's work as it runs, for a progress display (nil: nobody watches).
     public var progress: EStepProgress?
+    /// Times the phases of an iteration and the search's c2r FFTs (nil: the timings are 0).
+    public var stopwatch: (any Stopwatch)?
     /// The coarse grid of the two-pass search (nil: one exhaustive pass).
     let coarseGrid: CoarseGrid?
 
@@ -164,7 +166,8 @@ public struct Refinement: Sendable {
                 partition = (k, particles.map { Self.splitClass(seed: o.seed, globalIndex: $0.globalIndex, classes: k) })
             }
         }
-        let t0 = Date()
+        let clock = { self.stopwatch?.seconds() ?? 0 }
+        let t0 = clock()
         // Both passes of the search inside the Result: a failure in either joins the reduction.
         var restriction: SearchRestriction?
         let eStep = Result { () throws -> EStepOutput in
@@ -174,10 +177,11 @@ public struct Refinement: Sendable {
                                particles: particles, iteration: iteration)
             }
             return try EStep.run(setup: work, model: eModel, particles: workParticles, previous: previous,
-                                 iteration: iteration, partition: partition, restriction: restriction, progress: progress)
+                                 iteration: iteration, partition: partition, restriction: restriction, progress: progress,
+                                 stopwatch: stopwatch)
         }
         progress?.finish()
-        let t1 = Date()
+        let t1 = clock()
         // A process whose E-step failed still joins the reduction (with zero sums of the same shape), so
         // that every process learns of the failure there instead of waiting for it.
         var packed = (try? eStep.get())?.sums.packed()
@@ -185,7 +189,7 @@ public struct Refinement: Sendable {
         try reducer.sumInPlace(&packed, localFailure: eStep.error)
         let e = try eStep.get()
         let sums = try Sums(unpacking: packed, dim: dc, classCount: e.sums.classCount)
-        let t2 = Date()
+        let t2 = clock()
         var (next, reseeded, donors) = splitting
             ? MStep.run(setup: work, model: Self.expand(eModel, to: k), sums: sums, iteration: iteration,
                         residualScale: residualScale)
@@ -210,10 +214,10 @@ public struct Refinement: Sendable {
             next.references = next.references.map { MStep.symmetrised($0, setup: setup) }
         }
         if o.usesResolutionLimit { next.currentRadius = nextRadius(after: next, radius: radius) }
-        let t3 = Date()
-        timing.eStep = t1.timeIntervalSince(t0)
-        timing.reduce = t2.timeIntervalSince(t1)
-        timing.mStep = t3.timeIntervalSince(t2)
+        let t3 = clock()
+        timing.eStep = t1 - t0
+        timing.reduce = t2 - t1
+        timing.mStep = t3 - t2
         let n = max(sums.imageCount, 1)
         var stats = IterationStatistics(
             iteration: iteration, logLikelihood: sums.logLikelihood, averageMaxProbability: sums.maxProbabilitySum / n,
