@@ -96,7 +96,7 @@ public enum EStep {
         let progress: EStepProgress?
         var phase: EStepProgress.Phase
         /// Times the search's c2r FFTs (nil: not timed).
-        var stopwatch: (any Stopwatch)? = nil
+        var clock: (any TimeSource)? = nil
 
         /// Visits (image, orientation) of the whole plan: the units of `progress`.
         var plannedVisits: Int {
@@ -122,12 +122,12 @@ public enum EStep {
     ///     posterior goes to the sums of class `classOf[i]` among `classes` (used once, to split a
     ///     consensus into classes that share its frame).
     ///   - restriction: pass 2 of the adaptive search: the triples its pass 1 kept.
-    ///   - stopwatch: times the search's c2r FFTs (nil: not timed).
+    ///   - clock: times the search's c2r FFTs (nil: not timed).
     static func run(setup: RefinementSetup, model: Model, particles: [Particle],
                     previous: [ParticleResult]?, iteration: Int,
                     partition: (classes: Int, classOf: [Int])? = nil,
                     restriction: SearchRestriction? = nil, progress: EStepProgress? = nil,
-                    stopwatch: (any Stopwatch)? = nil) throws -> EStepOutput {
+                    clock: (any TimeSource)? = nil) throws -> EStepOutput {
         let d = setup.dim
         let k = model.classCount
         if let partition {
@@ -144,7 +144,7 @@ public enum EStep {
                                    restriction: restriction)
         var tables = try makeTables(setup: setup, model: model, particles: particles, plan: plan,
                                     progress: progress, phase: .search)
-        tables.stopwatch = stopwatch
+        tables.clock = clock
         // Search and posterior.
         let outputClasses = OutputClasses(partition: partition, modelClasses: k)
         let posterior: Posterior
@@ -382,15 +382,15 @@ public enum EStep {
         let rotated: [AlignedBuffer<Complex<Float>>]
         let product: AlignedBuffer<Complex<Float>>
         let corr: AlignedBuffer<Float>
-        /// Wall time spent in `correlate`'s c2r (when a stopwatch is given) and the number of calls: the
+        /// Wall time spent in `correlate`'s c2r (when a clock is given) and the number of calls: the
         /// FFT floor as the E-step itself meets it (same caches, same machine state), next to the
         /// isolated benchmark's.
         var c2rSeconds: Double = 0
         var c2rCalls = 0
-        let stopwatch: (any Stopwatch)?
-        init(dim d: Int, classes: Int, stopwatch: (any Stopwatch)?) {
+        let clock: (any TimeSource)?
+        init(dim d: Int, classes: Int, clock: (any TimeSource)?) {
             self.d = d
-            self.stopwatch = stopwatch
+            self.clock = clock
             nh = d * d * (d / 2 + 1)
             plan = FFTPlan.shared(dim: d)
             rotated = (0 ..< classes).map { _ in AlignedBuffer<Complex<Float>>(count: d * d * (d / 2 + 1)) }
@@ -410,10 +410,10 @@ public enum EStep {
                 out[2 * j] = xr * rr + xi * ri
                 out[2 * j + 1] = xi * rr - xr * ri
             }
-            if let stopwatch {
-                let start = stopwatch.seconds()
+            if let clock {
+                let start = clock.seconds()
                 plan.inverseDestroyingInput(product.pointer, corr.pointer)
-                c2rSeconds += stopwatch.seconds() - start
+                c2rSeconds += clock.seconds() - start
             } else {
                 plan.inverseDestroyingInput(product.pointer, corr.pointer)
             }
@@ -477,7 +477,7 @@ public enum EStep {
     static func searchML(_ t: Tables, slot s: Int) -> SlotSearch {
         let d = t.setup.dim
         let k = t.model.classCount
-        let ws = Workspace(dim: d, classes: k, stopwatch: t.stopwatch)
+        let ws = Workspace(dim: d, classes: k, clock: t.clock)
         let vol = Double(d * d * d)
         let live = (0 ..< k).filter { t.rotators[$0] != nil && t.logAlpha[$0] > -Double.infinity }
         let regionCount = t.setup.regionCount
@@ -572,7 +572,7 @@ public enum EStep {
     static func searchMaxCC(_ t: Tables, slot s: Int) -> SlotSearch {
         let d = t.setup.dim
         let k = t.model.classCount
-        let ws = Workspace(dim: d, classes: k, stopwatch: t.stopwatch)
+        let ws = Workspace(dim: d, classes: k, clock: t.clock)
         let vol = Double(d * d * d)
         let live = (0 ..< k).filter { t.rotators[$0] != nil }
         var best = [Candidate?](repeating: nil, count: t.particles.count)
@@ -635,7 +635,7 @@ public enum EStep {
         let regionCount = t.setup.regionCount
         let orientations = t.orientations(ofSlot: s).filter { !jobs[$0].isEmpty }
         if orientations.isEmpty { return nil }
-        let ws = Workspace(dim: d, classes: k, stopwatch: t.stopwatch)
+        let ws = Workspace(dim: d, classes: k, clock: t.clock)
         var sums = Sums(dim: d, classCount: kOut)
         // Image-frame accumulators per (half, output class), complex as interleaved Double.
         var accum = [[Double]](repeating: [Double](repeating: 0, count: 2 * nh), count: 2 * kOut)

@@ -58,9 +58,9 @@ public final class EStepProgress: @unchecked Sendable {
     private var measured: [Phase: Double] = [:]
 
     /// Times the phases, to weight them by their measured share in the next E-step.
-    private let stopwatch: any Stopwatch
+    private let clock: any TimeSource
 
-    public init(stopwatch: any Stopwatch) { self.stopwatch = stopwatch }
+    public init(clock: any TimeSource) { self.clock = clock }
 
     public func snapshot() -> Snapshot {
         lock.lock()
@@ -99,7 +99,7 @@ public final class EStepProgress: @unchecked Sendable {
     func start(_ phase: Phase, units: Int) {
         lock.lock()
         defer { lock.unlock() }
-        let now = stopwatch.seconds()
+        let now = clock.seconds()
         for earlier in order.prefix(while: { $0 != phase }) { close(earlier, at: now) }
         phases[phase]?.planned = units
         phases[phase]?.done = 0
@@ -118,7 +118,7 @@ public final class EStepProgress: @unchecked Sendable {
     func finish() {
         lock.lock()
         defer { lock.unlock() }
-        let now = stopwatch.seconds()
+        let now = clock.seconds()
         for phase in order { close(phase, at: now) }
         finished = true
     }

@@ -11,7 +11,7 @@ public struct Refinement: Sendable {
     /// Counts the E-step's work as it runs, for a progress display (nil: nobody watches).
     public var progress: EStepProgress?
     /// Times the phases of an iteration and the search's c2r FFTs (nil: the timings are 0).
-    public var stopwatch: (any Stopwatch)?
+    public var clock: (any TimeSource)?
     /// The coarse grid of the two-pass search (nil: one exhaustive pass).
     let coarseGrid: CoarseGrid?
 
@@ -166,8 +166,8 @@ public struct Refinement: Sendable {
                 partition = (k, particles.map { Self.splitClass(seed: o.seed, globalIndex: $0.globalIndex, classes: k) })
             }
         }
-        let clock = { self.stopwatch?.seconds() ?? 0 }
-        let t0 = clock()
+        let now = { self.clock?.seconds() ?? 0 }
+        let t0 = now()
         // Both passes of the search inside the Result: a failure in either joins the reduction.
         var restriction: SearchRestriction?
         let eStep = Result { () throws -> EStepOutput in
@@ -178,10 +178,10 @@ public struct Refinement: Sendable {
             }
             return try EStep.run(setup: work, model: eModel, particles: workParticles, previous: previous,
                                  iteration: iteration, partition: partition, restriction: restriction, progress: progress,
-                                 stopwatch: stopwatch)
+                                 clock: clock)
         }
         progress?.finish()
-        let t1 = clock()
+        let t1 = now()
         // A process whose E-step failed still joins the reduction (with zero sums of the same shape), so
         // that every process learns of the failure there instead of waiting for it.
         var packed = (try? eStep.get())?.sums.packed()
@@ -189,7 +189,7 @@ public struct Refinement: Sendable {
         try reducer.sumInPlace(&packed, localFailure: eStep.error)
         let e = try eStep.get()
         let sums = try Sums(unpacking: packed, dim: dc, classCount: e.sums.classCount)
-        let t2 = clock()
+        let t2 = now()
         var (next, reseeded, donors) = splitting
             ? MStep.run(setup: work, model: Self.expand(eModel, to: k), sums: sums, iteration: iteration,
                         residualScale: residualScale)
@@ -214,7 +214,7 @@ public struct Refinement: Sendable {
             next.references = next.references.map { MStep.symmetrised($0, setup: setup) }
         }
         if o.usesResolutionLimit { next.currentRadius = nextRadius(after: next, radius: radius) }
-        let t3 = clock()
+        let t3 = now()
         timing.eStep = t1 - t0
         timing.reduce = t2 - t1
         timing.mStep = t3 - t2

@@ -33,7 +33,7 @@ struct RefineRun {
             try ValidationFailure.reading { try inputs.focusMask.map { try FocusMask($0, setup: setup, name: "--mask \(o.mask ?? "")") } }
         }
         var refinement = Refinement(setup: setup, residualScale: focus?.residualScale ?? 1)
-        refinement.stopwatch = MonotonicStopwatch()
+        refinement.clock = MonotonicClock()
         let outputs = RefineOutputs(oroot: o.oroot, commandLine: CommandLine.arguments.joined(separator: " "),
                                     pixelSize: o.pixelSize, originalDim: inputs.originalDim, workingDim: setup.dim,
                                     hasMissingData: !inputs.regions.isEmpty, regions: inputs.regions)
@@ -117,7 +117,7 @@ struct RefineRun {
         let last = o.onlyAverage ? first : o.iter
         // Progress within the iterations: every rank counts its E-step's work, the heartbeats carry the
         // counts to rank 0, which shows them (a bar on a terminal, a line now and then in a log).
-        let counter = EStepProgress(stopwatch: MonotonicStopwatch())
+        let counter = EStepProgress(clock: MonotonicClock())
         refinement.progress = counter
         let cluster = ClusterProgress(local: counter, rank: rank, ranks: communicator.size, totalImages: total)
         var display: ProgressDisplay?
