@@ -39,6 +39,9 @@ public enum MStep {
         }
         let total = sums.classWeights.reduce(0, +)
         if o.usesResolutionLimit && m.ssnr.count != k { m.ssnr = [[Double]](repeating: [], count: k) }
+        if o.usesResolutionLimit && m.priorSignalToNoise.count != k {
+            m.priorSignalToNoise = [[Double]](repeating: [], count: k)
+        }
         // One prior for all classes: λ is 1/(T × signal-to-noise per image), a property of the
         // structure, not of a class's size. Each class's own FSC is noisier the fewer images it has;
         // with per-class λ a smaller class is shrunk harder, fits every image worse, loses images and
@@ -65,8 +68,10 @@ public enum MStep {
             var f = old.references[c].fourierTransform().data
             if o.usesResolutionLimit {
                 let own = mapLambda(wedges: w, fsc: m.fsc[c], dim: d, fudge: o.tau2Fudge)
-                f = mapUpdate(sums: s, wedges: w, lambda: sharedLambda ?? own.lambda, dim: d)
+                let lambda = sharedLambda ?? own.lambda
+                f = mapUpdate(sums: s, wedges: w, lambda: lambda, dim: d)
                 m.ssnr[c] = own.ssnr
+                m.priorSignalToNoise[c] = lambda.map { $0.isFinite ? 1 / $0 : 0 }
             } else if o.imputes {
                 for _ in 0 ..< o.imputeIterations {
                     for j in 0 ..< nh {

@@ -27,6 +27,10 @@ public struct Model: Sendable, Equatable {
     /// FSC implies, FSC′/(1 − FSC′) with FSC′ = √(2·FSC/(1 + FSC)) (0 where the FSC is ≤ 0); empty in
     /// the classic mode. T × this is the prior's signal power in units of the reconstruction noise.
     public var ssnr: [[Double]] = []
+    /// Per class, per shell q = 0 … d/2: τ²_q/σ²_q = 1/λ_q of the class's last MAP update, the prior's
+    /// signal power over one image's noise power in shell q (0 where the update zeroes the shell);
+    /// empty in the classic mode. With K > 1 every class has the pooled prior (see `MStep`).
+    public var priorSignalToNoise: [[Double]] = []
 
     /// Whether all references are the same volume (a consensus not yet split into classes).
     public var referencesAreIdentical: Bool {

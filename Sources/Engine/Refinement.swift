@@ -294,6 +294,7 @@ extension Model {
         }
         m.fsc = fsc.map(fit)
         m.ssnr = ssnr.map(fit)
+        m.priorSignalToNoise = priorSignalToNoise.map(fit)
         return m
     }
 }

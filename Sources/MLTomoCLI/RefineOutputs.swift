@@ -133,7 +133,7 @@ struct RefineOutputs {
     }
 
     /// Iteration statistics in row (key/value) format, with the command line as the block comment.
-    func logDoc(iteration: Int, statistics s: IterationStatistics, timing t: RankTiming) -> MetaDataFile {
+    func logDoc(iteration: Int, statistics s: IterationStatistics, model: Model, timing t: RankTiming) -> MetaDataFile {
         var table = MetaDataTable(name: "", labels: [], layout: .list, comment: commandLine)
         var row: [(String, MetaDataValue)] = [
             ("iterationNumber", .int(iteration)),
@@ -156,6 +156,27 @@ struct RefineOutputs {
             ("timeIteration", .real(t.total)), ("ranks", .int(t.ranks)), ("threads", .int(t.threads)),
         ]
         table.appendRow(row)
-        return MetaDataFile(table)
+        return MetaDataFile(blocks: [table] + (s.radius > 0 ? [shellTable(model)] : []))
+    }
+
+    /// The resolution-limited mode's per-shell curves of the iteration (block `shells`): per class and
+    /// Fourier shell of the working box, the resolution (Å), the half-set FSC, the SSNR of the class
+    /// reference it implies, and τ²/σ² (`tau2OverSigma2`), the MAP prior's signal power over one image's
+    /// noise power (1/λ of the update; 0 where the shell was zeroed).
+    func shellTable(_ model: Model) -> MetaDataTable {
+        var table = MetaDataTable(name: "shells", layout: .loop)
+        let shells = model.dim / 2
+        for c in 0 ..< model.classCount {
+            func value(_ curves: [[Double]], _ q: Int) -> Double { c < curves.count && q < curves[c].count ? curves[c][q] : 0 }
+            for q in 1 ... max(1, shells) {
+                table.appendRow([
+                    ("ref", .int(c + 1)), ("shell", .int(q)),
+                    ("resolution", .real(Double(originalDim) * pixelSize / Double(q))),
+                    ("fsc", .real(value(model.fsc, q))), ("ssnr", .real(value(model.ssnr, q))),
+                    ("tau2OverSigma2", .real(value(model.priorSignalToNoise, q))),
+                ])
+            }
+        }
+        return table
     }
 }

@@ -298,7 +298,7 @@ struct RefineProgress: IterationSink {
         var logged = report.timing
         logged.write = clock.seconds
         // Written last: the log doc names the other files and carries the time it took to write them.
-        try outputs.logDoc(iteration: it, statistics: report.statistics, timing: logged).write(to: outputs.base(it) + "_log.doc")
+        try outputs.logDoc(iteration: it, statistics: report.statistics, model: report.model, timing: logged).write(to: outputs.base(it) + "_log.doc")
         StopRequest.noteComplete("--restart \(outputs.base(it))")
     }
 

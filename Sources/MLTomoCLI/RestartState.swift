@@ -12,6 +12,9 @@ struct RestartState {
     static let particleDataset = "particles/state"
     static let modelDataset = "model/per_class"
     static let ssnrDataset = "model/ssnr"
+    /// τ²/σ² per class and shell (`Model.priorSignalToNoise`): written for readers, not read back (the
+    /// next M-step computes it again).
+    static let priorDataset = "model/tau2_over_sigma2"
     /// Per particle: global index, rot, tilt, psi, shiftX, shiftY, shiftZ, class, logLikelihood,
     /// maxProbability, region, half-set.
     static let particleColumns = ResultCodec.doublesPerResult
@@ -40,6 +43,9 @@ struct RestartState {
         if model.ssnr.count == K && model.ssnr.allSatisfy({ $0.count == shells }) {
             // The resolution-limited mode's per-shell SSNR (T × this is the prior's signal power, τ²).
             file.extraDatasets[Self.ssnrDataset] = .init(shape: [K, shells], values: model.ssnr.flatMap { $0 })
+        }
+        if model.priorSignalToNoise.count == K && model.priorSignalToNoise.allSatisfy({ $0.count == shells }) {
+            file.extraDatasets[Self.priorDataset] = .init(shape: [K, shells], values: model.priorSignalToNoise.flatMap { $0 })
         }
         try file.write(to: path)
     }

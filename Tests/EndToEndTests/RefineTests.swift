@@ -41,8 +41,19 @@ import Testing
             assert set(doc['ref']) <= {1, 2}
             refs = starfile.read('run/x_ref.doc')
             assert len(refs) == 2 and abs(refs['weight'].sum() - 1) < 1e-6, refs
-            log = starfile.read('run/x_it000002_log.doc')
+            # The default (resolution-limited) computation logs its per-shell curves in block `shells`
+            # and the HDF5 file holds them too (issue 15, item 2).
+            log = starfile.read('run/x_it000002_log.doc', always_dict=True)
+            assert log['']['currentRadius'] > 0, log['']
+            shells = log['shells']
+            assert list(shells.columns) == ['ref', 'shell', 'resolution', 'fsc', 'ssnr', 'tau2OverSigma2'], list(shells.columns)
+            assert len(shells) == 2 * 12 and sorted(set(shells['ref'])) == [1, 2], shells
+            prior = shells['tau2OverSigma2']
+            assert (prior >= 0).all() and (prior <= 1).all() and prior.max() > 0, prior
             with h5py.File('run/x.h5', 'r') as h:
+                assert h['model/tau2_over_sigma2'].shape == (2, 13), h['model/tau2_over_sigma2'].shape
+                assert h['model/ssnr'].shape == (2, 13)
+                assert h.attrs['current_radius'] > 0
                 assert h['references'].shape == (2, 24, 24, 24), h['references'].shape
                 assert h['references'].dtype == 'float32'
                 assert abs(sum(h.attrs['class_fractions']) - 1) < 1e-9
