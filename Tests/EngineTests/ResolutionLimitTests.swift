@@ -99,6 +99,10 @@ import Volumes
             for p in [2, 3, 5] { while m2 % p == 0 { m2 /= p } }
             #expect(m2 == 1)
         }
+        // The side with the cheaper FFT, not the smallest: 20³ at radius 8 (not 18³), 24³ at 10–11, and
+        // the whole 32³ box at 12–14 (not 30³).
+        #expect((1 ... 15).map { r.setup.croppedDim(radius: $0) }
+                == [4, 6, 8, 10, 12, 16, 16, 20, 20, 24, 24, 32, 32, 32, 32])
     }
 
     @Test func kMeansSeparatesTwoGroupsWhateverTheirSizes() {
