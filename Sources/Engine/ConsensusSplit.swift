@@ -185,28 +185,32 @@ public enum ConsensusSplit {
     public static func kMeans(_ points: [[Double]], clusters k: Int) -> [Int] {
         let n = points.count
         guard n > 0, k > 1 else { return [Int](repeating: 0, count: n) }
-        let labels = lloyd(points, clusters: k)
+        let groups = quantileGroups(points, clusters: k)
+        let labels = lloyd(points, start: groups)
         let sizes = (0 ..< k).map { c in labels.lazy.filter { $0 == c }.count }
         guard Double(sizes.min()!) < smallestClusterShare * Double(n) / Double(k) else { return labels }
-        let order = points.indices.sorted { (points[$0][0], $0) < (points[$1][0], $1) }
         var quantiles = [Int](repeating: 0, count: n)
-        for (rank, i) in order.enumerated() { quantiles[i] = rank * k / n }
+        for (c, group) in groups.enumerated() { for i in group { quantiles[i] = c } }
         return quantiles
     }
 
-    /// Lloyd's K-means from the quantile start (see `kMeans`).
-    static func lloyd(_ points: [[Double]], clusters k: Int) -> [Int] {
+    /// The K groups of (nearly) equal size along the first score, as point indices.
+    static func quantileGroups(_ points: [[Double]], clusters k: Int) -> [ArraySlice<Int>] {
         let n = points.count
-        guard n > 0, k > 1 else { return [Int](repeating: 0, count: n) }
+        let order = points.indices.sorted { (points[$0][0], $0) < (points[$1][0], $1) }
+        return (0 ..< min(k, n)).map { c in order[(c * n / k) ..< max(c * n / k + 1, (c + 1) * n / k)] }
+    }
+
+    /// Lloyd's K-means started from the mean of each of the `start` groups (see `kMeans`).
+    static func lloyd(_ points: [[Double]], start: [ArraySlice<Int>]) -> [Int] {
+        let n = points.count
         let dims = points[0].count
         func dist2(_ a: [Double], _ b: [Double]) -> Double {
             var s = 0.0
             for t in 0 ..< dims { s += (a[t] - b[t]) * (a[t] - b[t]) }
             return s
         }
-        let order = points.indices.sorted { (points[$0][0], $0) < (points[$1][0], $1) }
-        var centres: [[Double]] = (0 ..< min(k, n)).map { c in
-            let group = order[(c * n / k) ..< max(c * n / k + 1, (c + 1) * n / k)]
+        var centres: [[Double]] = start.map { group in
             var m = [Double](repeating: 0, count: dims)
             for i in group { for t in 0 ..< dims { m[t] += points[i][t] / Double(group.count) } }
             return m

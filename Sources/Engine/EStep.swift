@@ -153,7 +153,7 @@ public enum EStep {
             posterior = inputPosterior(particles: particles, orientations: plan.count, dim: d, classes: outputClasses.count)
         } else {
             search = self.search(tables)
-            posterior = try self.posterior(search.perImage, tables: tables, previous: previous, classes: outputClasses)
+            posterior = self.posterior(search.perImage, tables: tables, previous: previous, classes: outputClasses)
         }
         // Weighted sums.
         let sums = weightedSums(tables, jobs: posterior.jobsByOrientation, startingFrom: posterior.sums,
@@ -189,8 +189,9 @@ public enum EStep {
         var significant: Int
     }
 
-    /// Search: pass 1 (ML) or the maxCC search over every slot, candidates grouped by image as the
-    /// slots finish (in slot order), so that each slot's list is freed once grouped.
+    /// Search: pass 1 (ML) or the maxCC search over every slot (the fine search, or the adaptive
+    /// search's coarse pass, as `tables.phase` says), candidates grouped by image as the slots finish
+    /// (in slot order), so that each slot's list is freed once grouped.
     static func search(_ tables: Tables) -> Search {
         let grouping = OrderedFold<Search, SlotSearch>(
             Search(perImage: [[Candidate]](repeating: [], count: tables.particles.count), triples: 0,
@@ -200,7 +201,7 @@ public enum EStep {
             acc.c2rCalls += part.c2rCalls
             for c in part.candidates { acc.perImage[Int(c.image)].append(c) }
         }
-        tables.progress?.start(.search, units: tables.plannedVisits)
+        tables.progress?.start(tables.phase, units: tables.plannedVisits)
         let maxCC = tables.setup.options.maxCC
         forEachSlot(slotCount, threads: tables.setup.options.threads) { s in
             grouping.deliver(s, maxCC ? searchMaxCC(tables, slot: s) : searchML(tables, slot: s))
@@ -232,7 +233,7 @@ public enum EStep {
     /// image's log-likelihood, max-probability and best pose, and its share of the scalar sums. maxCC:
     /// a hard assignment to the best triple (spec §7), CC reported as the max-probability.
     static func posterior(_ perImage: [[Candidate]], tables: Tables, previous: [ParticleResult]?,
-                          classes: OutputClasses) throws -> Posterior {
+                          classes: OutputClasses) -> Posterior {
         let setup = tables.setup, model = tables.model, plan = tables.plan
         let o = setup.options
         var out = Posterior(jobsByOrientation: [[WeightJob]](repeating: [], count: plan.count), results: [],
@@ -352,15 +353,8 @@ public enum EStep {
         // M distinct orientations.
         coarseTables.keepBest = SearchRestriction.minimumCoarseSamples * model.classCount
         let tables = coarseTables
-        progress?.start(.coarse, units: tables.plannedVisits)
-        let grouping = OrderedFold<(perImage: [[Candidate]], triples: Int), SlotSearch>(
-            ([[Candidate]](repeating: [], count: particles.count), 0)) { acc, part in
-            acc.triples += part.triples
-            for c in part.candidates { acc.perImage[Int(c.image)].append(c) }
-        }
-        forEachSlot(slotCount, threads: setup.options.threads) { s in grouping.deliver(s, searchML(tables, slot: s)) }
-        let (perImage, triples) = grouping.result
-        let posteriors = perImage.map { cands -> [(orientation: Int32, klass: Int32, logWeight: Double)] in
+        let found = search(tables)
+        let posteriors = found.perImage.map { cands -> [(orientation: Int32, klass: Int32, logWeight: Double)] in
             let byWeight = cands.sorted { ($0.maxLog, $1.orientation, $1.klass) > ($1.maxLog, $0.orientation, $0.klass) }
             guard let best = byWeight.first?.maxLog else { return [] }
             let threshold = best + Foundation.log(significance)
@@ -369,7 +363,7 @@ public enum EStep {
                 .sorted { ($0.orientation, $0.klass) < ($1.orientation, $1.klass) }
                 .map { ($0.orientation, $0.klass, $0.logSum) }
         }
-        return (posteriors, triples)
+        return (posteriors, found.triples)
     }
 
     // MARK: - Pass 1 (ML)

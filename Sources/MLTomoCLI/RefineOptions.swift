@@ -163,7 +163,7 @@ struct RefineOptions: ParsableArguments {
     @Option(name: .customLong("consensus_iter"), help: ArgumentHelp("Reference-free classes: iterations refined as one consensus before it is split; default half of --iter (1 to 6).", valueName: "n"))
     var consensusIter: Int?
 
-    @Flag(name: .customLong("exhaustive"), help: "One pass over the whole orientation grid instead of the default two-pass search (--classic always searches in one pass) (coarse grid of twice --ang in a cropped box, then --ang only around the coarse orientations that hold --adaptive_fraction of each particle's posterior).")
+    @Flag(name: .customLong("exhaustive"), help: "One pass over the whole orientation grid instead of the default two-pass search (coarse grid of twice --ang in a cropped box, then --ang only around the coarse orientations that hold --adaptive_fraction of each particle's posterior). --classic always searches in one pass.")
     var exhaustive = false
 
     @Option(name: .customLong("adaptive_fraction"), help: ArgumentHelp("Two-pass search: posterior mass of the coarse pass whose neighbourhood the fine pass searches.", valueName: "f"))
