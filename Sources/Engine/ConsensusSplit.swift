@@ -260,12 +260,14 @@ extension ConsensusSplit {
         let halves = try classes(particles: memberParticles, poses: memberPoses, consensus: model.references[donor],
                                  setup: setup, radius: radius, classes: 2, totalImages: totalImages,
                                  seed: o.seed &+ UInt64(target), reducer: reducer)
+        let scale = try SumScale.agreed(memberParticles, totalImages: totalImages, reducer: reducer)
         var sums = Sums(dim: d, classCount: 2)
         var mask = [Float](repeating: 0, count: nh)
         for (n, (p, pose)) in zip(memberParticles, memberPoses).enumerated() {
             let a = pose.angles.matrix
             sums.addAligned(p.aligned(rotation: a, shift: pose.shift, setup: setup), rotation: a, region: p.region,
-                            halfSet: p.halfSet, klass: halves[n], setup: setup, mask: &mask)
+                            halfSet: p.halfSet, klass: halves[n], setup: setup, scale: scale,
+                            mask: &mask)
         }
         var packed = sums.packed()
         try reducer.sumInPlace(&packed)

@@ -35,6 +35,11 @@ public struct EStepOutput: Sendable {
 public enum EStep {
     /// Number of accumulation slots (independent of the thread count, see above).
     public static let slotCount = 8
+    /// Pass 2 moves an orientation's weighted sum into the reference frame once per block of this many
+    /// consecutive global image indices, so that what it adds depends on the block's images only, not
+    /// on which rank holds which images (ranks hold whole blocks: `Distributed.partition`). Measured on
+    /// 200 × 32³, K = 2: see bench/README.md.
+    public static let particleBlock = 8
     /// Significance threshold of a triple's maximum weight relative to the image's maximum weight.
     public static let significance = 1e-8
 
@@ -88,6 +93,8 @@ public enum EStep {
         let logAlpha: [Double]
         let sigma2: Double
         let blockSize: Int
+        /// The quanta that make the image and wedge sums exact (the same on every rank).
+        let scale: SumScale
         /// Per image, the number of best (orientation, class) samples kept however small their weight
         /// (pass 1 of the adaptive search, whose posterior at high SNR is sharper than its grid: see
         /// `SearchRestriction.minimumCoarseSamples`); 0 keeps only the significant ones.
@@ -127,7 +134,7 @@ public enum EStep {
                     previous: [ParticleResult]?, iteration: Int,
                     partition: (classes: Int, classOf: [Int])? = nil,
                     restriction: SearchRestriction? = nil, progress: EStepProgress? = nil,
-                    clock: (any TimeSource)? = nil) throws -> EStepOutput {
+                    clock: (any TimeSource)? = nil, scale: SumScale? = nil) throws -> EStepOutput {
         let d = setup.dim
         let k = model.classCount
         if let partition {
@@ -143,7 +150,7 @@ public enum EStep {
         let plan = SearchPlan.make(setup: setup, particles: particles, previous: previous, iteration: iteration,
                                    restriction: restriction)
         var tables = try makeTables(setup: setup, model: model, particles: particles, plan: plan,
-                                    progress: progress, phase: .search)
+                                    progress: progress, phase: .search, scale: scale)
         tables.clock = clock
         // Search and posterior.
         let outputClasses = OutputClasses(partition: partition, modelClasses: k)
@@ -221,9 +228,8 @@ public enum EStep {
             out.results.append(ParticleResult(globalIndex: p.globalIndex, angles: p.inputAngles, shift: p.inputShift,
                                               classNumber: c + 1, logLikelihood: 0, maxProbability: 1,
                                               regionNumber: p.regionNumber, halfSet: p.halfSet))
-            out.sums.classWeights[c] += 1
-            out.sums.maxProbabilitySum += 1
-            out.sums.imageCount += 1
+            out.sums.addClassWeight(1, to: c)
+            out.sums.addImage(maxProbability: 1)
         }
         return out
     }
@@ -255,9 +261,8 @@ public enum EStep {
                 out.jobsByOrientation[Int(best.orientation)].append(
                     WeightJob(image: Int32(i), klass: best.klass, logNorm: 0, deltaShift: best.bestShift,
                               outClass: Int32(bestClass)))
-                out.sums.classWeights[bestClass] += 1
-                out.sums.maxProbabilitySum += best.maxLog
-                out.sums.imageCount += 1
+                out.sums.addClassWeight(1, to: bestClass)
+                out.sums.addImage(maxProbability: best.maxLog)
                 out.significant += 1
                 out.results.append(ParticleResult(globalIndex: p.globalIndex, angles: plan.angles[Int(best.orientation)],
                                                   shift: bestShift, classNumber: bestClass + 1,
@@ -275,7 +280,7 @@ public enum EStep {
             for c in sig {
                 let w = Foundation.exp(c.logSum - logNorm)
                 let outClass = classes.of(image: i, modelClass: Int(c.klass))
-                out.sums.classWeights[outClass] += w
+                out.sums.addClassWeight(w, to: outClass)
                 sumD += w * c.meanD
                 sumS2 += w * c.meanS2
                 out.jobsByOrientation[Int(c.orientation)].append(
@@ -285,11 +290,7 @@ public enum EStep {
             let nObs = Double(setup.observedCounts[p.region])
             let ll = logNorm - nObs * Foundation.log((2 * Double.pi).squareRoot() * model.sigmaNoise)
             let pMax = Foundation.exp(best.maxLog - logNorm)
-            out.sums.sigmaNoiseSum += 2 * sumD
-            out.sums.sigmaOffsetSum += sumS2
-            out.sums.maxProbabilitySum += pMax
-            out.sums.logLikelihood += ll
-            out.sums.imageCount += 1
+            out.sums.addImage(maxProbability: pMax, logLikelihood: ll, sigmaNoise: 2 * sumD, sigmaOffset: sumS2)
             out.results.append(ParticleResult(globalIndex: p.globalIndex, angles: plan.angles[Int(best.orientation)],
                                               shift: bestShift, classNumber: bestClass + 1,
                                               logLikelihood: ll, maxProbability: pMax,
@@ -314,7 +315,8 @@ public enum EStep {
 
     /// The per-iteration tables of a search over `plan`.
     static func makeTables(setup: RefinementSetup, model: Model, particles: [Particle], plan: SearchPlan,
-                           progress: EStepProgress? = nil, phase: EStepProgress.Phase = .search) throws -> Tables {
+                           progress: EStepProgress? = nil, phase: EStepProgress.Phase = .search,
+                           scale: SumScale? = nil) throws -> Tables {
         let o = setup.options
         let d = setup.dim
         // maxCC searches every shift of the box (spec §7), ML the σ_offset window (§6.2).
@@ -334,7 +336,8 @@ public enum EStep {
                       rotators: rotators,
                       logAlpha: model.fractions.map { $0 > 0 ? Foundation.log($0) : -Double.infinity },
                       sigma2: sigma2,
-                      blockSize: max(1, plan.count / (slotCount * 4)), progress: progress, phase: phase)
+                      blockSize: max(1, plan.count / (slotCount * 4)), scale: scale ?? .local(particles),
+                      progress: progress, phase: phase)
     }
 
     // MARK: - Adaptive search, pass 1
@@ -645,16 +648,61 @@ public enum EStep {
         let scaleF = Float(scale)
         let lnNByImage = t.plan.visitCount.map { Foundation.log(Double($0)) }
 
+        let imageQuantum = t.scale.image, wedgeQuantum = t.scale.wedge
+
+        /// Moves each (half, class) sum of one block at orientation `a` into the reference frame and adds
+        /// it, quantised, to the slot's sums (exact additions: their order does not matter).
+        func flush(orientation a: Int) {
+            let rotation = t.plan.matrices[a]
+            for slotIndex in 0 ..< 2 * kOut where used[slotIndex] {
+                accum[slotIndex].withUnsafeMutableBufferPointer { acc in
+                    let b = UnsafeMutableRawPointer(back.pointer).assumingMemoryBound(to: Float.self)
+                    for j in 0 ..< 2 * nh {
+                        b[j] = Float(acc[j])
+                        acc[j] = 0
+                    }
+                }
+                ws.plan.inverseDestroyingInput(back.pointer, image.pointer)
+                var y = Volume(nx: d, ny: d, nz: d, data: image.toArray())
+                t.setup.realMasks.maskSphericalAverageOutside(&y)
+                let r = y.rotated(by: rotation, outside: y.cornerValue)
+                sums.imageSums[slotIndex].withUnsafeMutableBufferPointer { dst in
+                    r.data.withUnsafeBufferPointer { src in
+                        for j in 0 ..< vol { dst[j] += imageQuantum(Double(src[j])) }
+                    }
+                }
+                for m in 0 ..< regionCount {
+                    let c = regionWeight[slotIndex * regionCount + m]
+                    if c == 0 { continue }
+                    regionWeight[slotIndex * regionCount + m] = 0
+                    maskBuffer.withUnsafeMutableBufferPointer {
+                        t.setup.fillReferenceFrameMask(region: m, rotation: rotation, into: $0)
+                    }
+                    sums.wedgeSums[slotIndex].withUnsafeMutableBufferPointer { dst in
+                        for j in 0 ..< nh where maskBuffer[j] != 0 { dst[j] += wedgeQuantum(c * Double(maskBuffer[j])) }
+                    }
+                }
+                used[slotIndex] = false
+            }
+        }
+
         for a in orientations {
             defer { t.progress?.advance(t.phase, by: jobs[a].count) }
             let classes = Array(Set(jobs[a].map { Int($0.klass) })).sorted()
             if jobs[a].contains(where: { $0.deltaShift < 0 }) {
                 rotateReferences(t, ws, orientation: a, classes: classes.filter { t.rotators[$0] != nil })
             }
+            // Jobs come in ascending image order, so each block's jobs are consecutive.
+            var block = -1
             for job in jobs[a] {
                 let i = Int(job.image)
                 let c = Int(job.klass)
                 let p = t.particles[i]
+                let jobBlock = p.globalIndex / particleBlock
+                if jobBlock != block {
+                    flush(orientation: a)
+                    block = jobBlock
+                }
                 var total = 0.0
                 if job.deltaShift >= 0 {
                     weights[Int(job.deltaShift)] = 1
@@ -702,38 +750,7 @@ public enum EStep {
                     }
                 }
             }
-            // Move each (half, class) sum of this orientation into the reference frame.
-            let rotation = t.plan.matrices[a]
-            for slotIndex in 0 ..< 2 * kOut where used[slotIndex] {
-                accum[slotIndex].withUnsafeMutableBufferPointer { acc in
-                    let b = UnsafeMutableRawPointer(back.pointer).assumingMemoryBound(to: Float.self)
-                    for j in 0 ..< 2 * nh {
-                        b[j] = Float(acc[j])
-                        acc[j] = 0
-                    }
-                }
-                ws.plan.inverseDestroyingInput(back.pointer, image.pointer)
-                var y = Volume(nx: d, ny: d, nz: d, data: image.toArray())
-                t.setup.realMasks.maskSphericalAverageOutside(&y)
-                let r = y.rotated(by: rotation, outside: y.cornerValue)
-                sums.imageSums[slotIndex].withUnsafeMutableBufferPointer { dst in
-                    r.data.withUnsafeBufferPointer { src in
-                        for j in 0 ..< vol { dst[j] += Double(src[j]) }
-                    }
-                }
-                for m in 0 ..< regionCount {
-                    let c = regionWeight[slotIndex * regionCount + m]
-                    if c == 0 { continue }
-                    regionWeight[slotIndex * regionCount + m] = 0
-                    maskBuffer.withUnsafeMutableBufferPointer {
-                        t.setup.fillReferenceFrameMask(region: m, rotation: rotation, into: $0)
-                    }
-                    sums.wedgeSums[slotIndex].withUnsafeMutableBufferPointer { dst in
-                        for j in 0 ..< nh where maskBuffer[j] != 0 { dst[j] += c * Double(maskBuffer[j]) }
-                    }
-                }
-                used[slotIndex] = false
-            }
+            flush(orientation: a)
         }
         return sums
     }
@@ -743,16 +760,17 @@ extension Sums {
     /// Adds one image already in the reference frame (`Particle.aligned`) to half-set `halfSet` of class
     /// `klass`, its missing region's mask rotated by the same `rotation` to the wedge sum, and counts it
     /// once for the class: the hard-assignment sums of the starting references and of a class split.
-    /// `mask` is scratch of the half-complex size.
+    /// `mask` is scratch of the half-complex size; `scale` gives the quanta that make the sums exact.
     mutating func addAligned(_ image: Volume, rotation a: Matrix3, region: Int, halfSet: Int, klass: Int,
-                             setup: RefinementSetup, mask: inout [Float]) {
+                             setup: RefinementSetup, scale: SumScale, mask: inout [Float]) {
         let slot = halfSet * classCount + klass
+        let imageQuantum = scale.image, wedgeQuantum = scale.wedge
         imageSums[slot].withUnsafeMutableBufferPointer { dst in
-            for j in 0 ..< image.data.count { dst[j] += Double(image.data[j]) }
+            for j in 0 ..< image.data.count { dst[j] += imageQuantum(Double(image.data[j])) }
         }
         mask.withUnsafeMutableBufferPointer { setup.fillReferenceFrameMask(region: region, rotation: a, into: $0) }
-        for j in mask.indices where mask[j] != 0 { wedgeSums[slot][j] += Double(mask[j]) }
-        classWeights[klass] += 1
+        for j in mask.indices where mask[j] != 0 { wedgeSums[slot][j] += wedgeQuantum(Double(mask[j])) }
+        addClassWeight(1, to: klass)
     }
 
     /// Adds only the image and wedge sums of `other` (the pass-2 slot outputs carry nothing else).

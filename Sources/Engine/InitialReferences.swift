@@ -89,6 +89,7 @@ public struct InitialReferences: Sendable {
         } else {
             subset = partition(totalImages: totalImages, classes: k, seed: o.seed)
         }
+        let scale = try SumScale.agreed(particles, totalImages: totalImages, reducer: reducer)
         var sums = Sums(dim: d, classCount: k)
         var mask = [Float](repeating: 0, count: nh)
         for p in particles {
@@ -99,7 +100,7 @@ public struct InitialReferences: Sendable {
             let angles = useInput ? p.inputAngles : randomOrientation(seed: o.seed, globalIndex: p.globalIndex)
             let a = angles.matrix
             sums.addAligned(p.aligned(rotation: a, shift: useInput ? p.inputShift : .zero, setup: setup), rotation: a,
-                            region: p.region, halfSet: p.halfSet, klass: c, setup: setup, mask: &mask)
+                            region: p.region, halfSet: p.halfSet, klass: c, setup: setup, scale: scale, mask: &mask)
         }
         var packed = sums.packed()
         try reducer.sumInPlace(&packed)

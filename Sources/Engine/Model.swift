@@ -67,18 +67,40 @@ public struct Sums: Sendable, Equatable {
     public var imageSums: [[Double]]
     /// 2K half-complex wedge sums (posterior-weighted counts of measured Fourier voxels), d²(d/2+1) each.
     public var wedgeSums: [[Double]]
+    /// The scalar sums, exact (`ExactScalar`: their bits do not depend on the order of the terms).
+    var exactClassWeights: [ExactScalar]
+    var exactSigmaNoise = ExactScalar(), exactSigmaOffset = ExactScalar(), exactMaxProbability = ExactScalar()
+    var exactLogLikelihood = ExactScalar(), exactImageCount = ExactScalar()
     /// Σ_i P(k | X_i) per class.
-    public var classWeights: [Double]
+    public var classWeights: [Double] {
+        get { exactClassWeights.map(\.value) }
+        set { exactClassWeights = newValue.map(ExactScalar.init) }
+    }
     /// Σ_i E[‖X̃_i − T_s R̃‖²] (measured components).
-    public var sigmaNoiseSum: Double
+    public var sigmaNoiseSum: Double {
+        get { exactSigmaNoise.value }
+        set { exactSigmaNoise = ExactScalar(newValue) }
+    }
     /// Σ_i E[|s|²] (working pixels²).
-    public var sigmaOffsetSum: Double
+    public var sigmaOffsetSum: Double {
+        get { exactSigmaOffset.value }
+        set { exactSigmaOffset = ExactScalar(newValue) }
+    }
     /// Σ_i max-probability (ML) or max CC (maxCC).
-    public var maxProbabilitySum: Double
+    public var maxProbabilitySum: Double {
+        get { exactMaxProbability.value }
+        set { exactMaxProbability = ExactScalar(newValue) }
+    }
     /// Σ_i log-likelihood.
-    public var logLikelihood: Double
+    public var logLikelihood: Double {
+        get { exactLogLikelihood.value }
+        set { exactLogLikelihood = ExactScalar(newValue) }
+    }
     /// Number of images that contributed.
-    public var imageCount: Double
+    public var imageCount: Double {
+        get { exactImageCount.value }
+        set { exactImageCount = ExactScalar(newValue) }
+    }
 
     public init(dim: Int, classCount: Int) {
         self.dim = dim
@@ -87,12 +109,26 @@ public struct Sums: Sendable, Equatable {
         let vh = dim * dim * (dim / 2 + 1)
         imageSums = [[Double]](repeating: [Double](repeating: 0, count: v), count: 2 * classCount)
         wedgeSums = [[Double]](repeating: [Double](repeating: 0, count: vh), count: 2 * classCount)
-        classWeights = [Double](repeating: 0, count: classCount)
-        sigmaNoiseSum = 0
-        sigmaOffsetSum = 0
-        maxProbabilitySum = 0
-        logLikelihood = 0
-        imageCount = 0
+        exactClassWeights = [ExactScalar](repeating: ExactScalar(), count: classCount)
+    }
+
+    /// One image's share of the scalar sums (each added exactly). `sigmaNoise` and `sigmaOffset` are
+    /// its posterior means of the residual and of |s|², `logLikelihood` 0 where there is none.
+    mutating func addImage(maxProbability: Double, logLikelihood: Double = 0, sigmaNoise: Double = 0,
+                           sigmaOffset: Double = 0) {
+        exactMaxProbability.add(maxProbability)
+        exactLogLikelihood.add(logLikelihood)
+        exactSigmaNoise.add(sigmaNoise)
+        exactSigmaOffset.add(sigmaOffset)
+        exactImageCount.add(1)
+    }
+
+    /// Adds `weight` to class `klass`'s weight, exactly.
+    mutating func addClassWeight(_ weight: Double, to klass: Int) { exactClassWeights[klass].add(weight) }
+
+    /// The scalar sums in `packed()`'s order.
+    private var exactScalars: [ExactScalar] {
+        [exactSigmaNoise, exactSigmaOffset, exactMaxProbability, exactLogLikelihood, exactImageCount] + exactClassWeights
     }
 
     static let scalarCount = 5
@@ -101,15 +137,18 @@ public struct Sums: Sendable, Equatable {
     public static func packedCount(dim: Int, classCount: Int) -> Int {
         let v = dim * dim * dim
         let vh = dim * dim * (dim / 2 + 1)
-        return scalarCount + classCount + 2 * classCount * (v + vh)
+        return (scalarCount + classCount) * ExactScalar.digitCount + 2 * classCount * (v + vh)
     }
 
-    /// All values as one flat array (scalars, class weights, image sums, wedge sums).
+    /// All values as one flat array: the scalar sums and class weights as their canonical digits (so a
+    /// sum of packed arrays, in any order, is the exact sum), then the image sums and wedge sums.
     public func packed() -> [Double] {
         var out = [Double]()
         out.reserveCapacity(Self.packedCount(dim: dim, classCount: classCount) + reducerTrailingCapacity)
-        out.append(contentsOf: [sigmaNoiseSum, sigmaOffsetSum, maxProbabilitySum, logLikelihood, imageCount])
-        out.append(contentsOf: classWeights)
+        for var s in exactScalars {
+            s.carry()
+            out.append(contentsOf: s.digits)
+        }
         for s in imageSums { out.append(contentsOf: s) }
         for s in wedgeSums { out.append(contentsOf: s) }
         return out
@@ -122,14 +161,12 @@ public struct Sums: Sendable, Equatable {
             throw EngineError("reduced sums have \(values.count) values, expected \(expected) for d = \(dim), K = \(classCount)")
         }
         self.init(dim: dim, classCount: classCount)
-        sigmaNoiseSum = values[0]
-        sigmaOffsetSum = values[1]
-        maxProbabilitySum = values[2]
-        logLikelihood = values[3]
-        imageCount = values[4]
-        var at = Self.scalarCount
-        classWeights = Array(values[at ..< at + classCount])
-        at += classCount
+        let n = ExactScalar.digitCount
+        let scalars = (0 ..< Self.scalarCount + classCount).map { ExactScalar(digits: values[($0 * n) ..< ($0 * n + n)]) }
+        (exactSigmaNoise, exactSigmaOffset, exactMaxProbability, exactLogLikelihood, exactImageCount) =
+            (scalars[0], scalars[1], scalars[2], scalars[3], scalars[4])
+        exactClassWeights = Array(scalars[Self.scalarCount...])
+        var at = scalars.count * n
         let v = dim * dim * dim
         let vh = dim * dim * (dim / 2 + 1)
         for i in 0 ..< 2 * classCount {

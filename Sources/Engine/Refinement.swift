@@ -12,6 +12,9 @@ public struct Refinement: Sendable {
     public var progress: EStepProgress?
     /// Times the phases of an iteration and the search's c2r FFTs (nil: the timings are 0).
     public var clock: (any TimeSource)?
+    /// The quanta that make the E-step's sums exact, the same on every rank (`SumScale.agreed`, once per
+    /// run); nil: agreed (one maximum) in every iteration.
+    public var sumScale: SumScale?
     /// The coarse grid of the two-pass search (nil: one exhaustive pass).
     let coarseGrid: CoarseGrid?
 
@@ -166,6 +169,7 @@ public struct Refinement: Sendable {
                 partition = (k, particles.map { Self.splitClass(seed: o.seed, globalIndex: $0.globalIndex, classes: k) })
             }
         }
+        let scale = try sumScale ?? SumScale.agreed(particles, reducer: reducer)
         let now = { self.clock?.seconds() ?? 0 }
         let t0 = now()
         // Both passes of the search inside the Result: a failure in either joins the reduction.
@@ -178,7 +182,7 @@ public struct Refinement: Sendable {
             }
             return try EStep.run(setup: work, model: eModel, particles: workParticles, previous: previous,
                                  iteration: iteration, partition: partition, restriction: restriction, progress: progress,
-                                 clock: clock)
+                                 clock: clock, scale: scale)
         }
         progress?.finish()
         let t1 = now()

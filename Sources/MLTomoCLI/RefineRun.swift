@@ -54,7 +54,7 @@ struct RefineRun {
             try MemoryCheck.judge(MemoryCheck(runtimeBytes: Int(baselineRSS * 1_048_576), budget: budget),
                                   communicator: communicator, dim: setup.dim) { d in
                 guard d / 2 >= 4 else { return nil }
-                let largest = (total + communicator.size - 1) / communicator.size
+                let largest = partition(count: total, ranks: communicator.size).map(\.count).max() ?? 0
                 return Int(baselineRSS * 1_048_576) + MemoryBudget(dim: d / 2, classes: engineOptions.nref, localImages: largest,
                                                                    threads: o.thr, rotationPadding: engineOptions.rotationPadding).total
             }
@@ -80,6 +80,8 @@ struct RefineRun {
 
         // The starting model's reductions agree on failures like the iterations' (a stop waits for those).
         let reducer = AgreeingReducer(communicator)
+        // The quanta of the exact sums, once for the run (the same on every rank: one maximum).
+        refinement.sumScale = try SumScale.agreed(particles, totalImages: total, reducer: reducer)
         let model: Model
         let previous: [ParticleResult]?
         let allResults: [ParticleResult]

@@ -2,13 +2,13 @@ import Distributed
 import Testing
 
 @Suite struct PartitionTests {
-    /// Every count 0…1000 over every rank count 1…64: each index exactly once, in order,
-    /// contiguous, sizes differing by at most one with the larger slices first.
+    /// Every count 0…1000 over every rank count 1…64, in blocks of one: each index exactly once, in
+    /// order, contiguous, sizes differing by at most one with the larger slices first.
     @Test func coversEveryIndexOnceContiguousAndBalanced() {
         var failures = 0
         for ranks in 1 ... 64 {
             for count in 0 ... 1000 {
-                let slices = partition(count: count, ranks: ranks)
+                let slices = partition(count: count, ranks: ranks, block: 1)
                 guard slices.count == ranks else { failures += 1; continue }
                 var next = 0
                 var ok = true
@@ -18,7 +18,7 @@ import Testing
                     next = slice.upperBound
                     let expectedSize = count / ranks + (rank < count % ranks ? 1 : 0)
                     if slice.count != expectedSize { ok = false }
-                    if partition(count: count, ranks: ranks, rank: rank) != slice { ok = false }
+                    if partition(count: count, ranks: ranks, rank: rank, block: 1) != slice { ok = false }
                 }
                 // Ends at `count`: with the above, every index 0..<count is covered exactly once.
                 if next != count { ok = false }
@@ -45,8 +45,26 @@ import Testing
     }
 
     @Test func knownSplits() {
-        #expect(partition(count: 10, ranks: 3) == [0 ..< 4, 4 ..< 7, 7 ..< 10])
-        #expect(partition(count: 2, ranks: 4) == [0 ..< 1, 1 ..< 2, 2 ..< 2, 2 ..< 2])
-        #expect(partition(count: 5, ranks: 1) == [0 ..< 5])
+        #expect(partition(count: 10, ranks: 3, block: 1) == [0 ..< 4, 4 ..< 7, 7 ..< 10])
+        #expect(partition(count: 2, ranks: 4, block: 1) == [0 ..< 1, 1 ..< 2, 2 ..< 2, 2 ..< 2])
+        #expect(partition(count: 5, ranks: 1, block: 1) == [0 ..< 5])
+    }
+
+    /// In blocks: every slice starts on a block boundary (the E-step's sums depend on it), block counts
+    /// differ by at most one, and every index is covered once.
+    @Test func wholeBlocks() {
+        #expect(partition(count: 200, ranks: 2, block: 8) == [0 ..< 104, 104 ..< 200])
+        #expect(partition(count: 20, ranks: 3, block: 8) == [0 ..< 8, 8 ..< 16, 16 ..< 20])
+        #expect(partition(count: 1, ranks: 3, block: 8) == [0 ..< 1, 1 ..< 1, 1 ..< 1])
+        for ranks in 1 ... 9 {
+            for count in 0 ... 300 {
+                let slices = partition(count: count, ranks: ranks, block: 8)
+                #expect(slices.first?.lowerBound == 0 && slices.last?.upperBound == count)
+                #expect(zip(slices, slices.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+                #expect(slices.allSatisfy { $0.lowerBound % 8 == 0 || $0.isEmpty })
+                let blocks = slices.map { ($0.count + 7) / 8 }
+                #expect(blocks.max()! - blocks.min()! <= 1)
+            }
+        }
     }
 }
