@@ -11,7 +11,7 @@ BIN_DIR = $(shell $(SWIFT) build $(RELEASE) --show-bin-path 2>/dev/null)
 # relion: the RELION real-client tests; chromium: the report's browser test (headless screenshot).
 APT_PACKAGES := libopenmpi-dev openmpi-bin libfftw3-dev libfftw3-mpi-dev libhdf5-dev hdf5-tools \
                 pkg-config python3 python3-pip relion chromium
-PY_PACKAGES := mrcfile starfile h5py xmipp-metadata numpy dynamotable emfile eulerangles
+PY_PACKAGES := mrcfile starfile h5py xmipp-metadata numpy scipy dynamotable emfile eulerangles
 # mpirun as root (CI, containers) must be allowed explicitly.
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
@@ -29,11 +29,11 @@ deps:
 	  echo "deps: installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@python3 -c "import mrcfile, starfile, h5py, xmipp_metadata, numpy, dynamotable, emfile, eulerangles" 2>/dev/null || \
+	@python3 -c "import mrcfile, starfile, h5py, xmipp_metadata, numpy, scipy, dynamotable, emfile, eulerangles" 2>/dev/null || \
 	  { echo "deps: installing Python readers ($(PY_PACKAGES))"; \
 	    python3 -m pip install -q $(PY_PACKAGES) 2>/dev/null || \
 	    python3 -m pip install -q --break-system-packages $(PY_PACKAGES); \
-	    python3 -c "import mrcfile, starfile, h5py, xmipp_metadata, numpy, dynamotable, emfile, eulerangles"; }
+	    python3 -c "import mrcfile, starfile, h5py, xmipp_metadata, numpy, scipy, dynamotable, emfile, eulerangles"; }
 
 build: deps
 	$(SWIFT) build $(RELEASE) --product ml_tomo

@@ -23,6 +23,9 @@ public struct Model: Sendable, Equatable {
     /// Fourier radius (working-box shells) up to which the next E- and M-step use the data; 0 = all
     /// (the classic mode). Grows with the resolution the half-set FSC supports.
     public var currentRadius: Int = 0
+    /// The two-pass search's coarse pass visits, per image, only the coarse orientations within this
+    /// many degrees of the image's last orientation (automatic local refinement); 0: the whole grid.
+    public var localSearchReach: Double = 0
     /// Per class, per shell q = 0 … d/2: the signal-to-noise ratio of the merged reference the half-set
     /// FSC implies, FSC′/(1 − FSC′) with FSC′ = √(2·FSC/(1 + FSC)) (0 where the FSC is ≤ 0); empty in
     /// the classic mode. T × this is the prior's signal power in units of the reconstruction noise.
@@ -242,6 +245,13 @@ public struct IterationStatistics: Sendable, Equatable {
     public var significantTriples: Int
     /// Of `triples`, those of the adaptive search's coarse pass (0: one exhaustive pass).
     public var coarseTriples: Int = 0
+    /// The coarse pass's local reach in this iteration (degrees; 0: global).
+    public var localSearchReach: Double = 0
+    /// Fraction of the particles that moved by more than one angular step or changed class since the
+    /// previous iteration (nil where not measured: first iteration, consensus phase, no two-pass search).
+    public var movedFraction: Double?
+    /// The reach the next iteration's coarse pass will use (degrees; 0: global).
+    public var nextLocalSearchReach: Double = 0
     /// Pass 1's c2r FFTs inside the E-step: summed wall time over threads, and their number.
     public var c2rSeconds: Double = 0
     public var c2rCalls: Int = 0

@@ -109,6 +109,11 @@ public struct RefinementOptions: Sendable, Equatable {
     public var adaptiveSearch: Bool = true
     /// Posterior mass of the coarse pass kept for the fine pass (`--adaptive_fraction`).
     public var adaptiveFraction: Double = 0.999
+    /// Automatic local refinement of the two-pass search (`--auto_local`): once fewer than this fraction
+    /// of the particles move by more than one angular step (or change class) between two iterations,
+    /// the coarse pass searches only within `Refinement.localReachInCoarseSteps` coarse steps of each
+    /// particle's last orientation. 0 keeps the coarse pass global.
+    public var autoLocalFraction: Double = 0.1
 
     public init() {}
 
@@ -193,6 +198,9 @@ public struct RefinementOptions: Sendable, Equatable {
         if !(tau2Fudge > 0) || !tau2Fudge.isFinite { throw bad("--tau2_fudge must be positive (got \(tau2Fudge))") }
         if !(initialHighResolution >= 0) || !initialHighResolution.isFinite {
             throw bad("--ini_high must not be negative (got \(initialHighResolution))")
+        }
+        if !(autoLocalFraction >= 0 && autoLocalFraction <= 1) {
+            throw bad("--auto_local must be in [0, 1] (got \(autoLocalFraction))")
         }
         if !(adaptiveFraction > 0 && adaptiveFraction <= 1) {
             throw bad("--adaptive_fraction must be in (0, 1] (got \(adaptiveFraction))")

@@ -59,6 +59,21 @@ struct SearchPlan: Sendable {
         }
         return SearchPlan(angles: angles, matrices: matrices, visitors: visitors, visitCount: counts)
     }
+
+    /// The same grid with image i visiting only the orientations within `reach` degrees of `centres[i]`
+    /// (the whole grid where the centre is nil or none is that close): the coarse pass of automatic local
+    /// refinement.
+    func local(around centres: [Matrix3?], reach: Double) -> SearchPlan {
+        var visitors = [[Int32]](repeating: [], count: count)
+        var counts = [Int](repeating: 0, count: centres.count)
+        for (i, centre) in centres.enumerated() {
+            var near = centre.map { c in matrices.indices.filter { rotationDistance(matrices[$0], c) <= reach } } ?? []
+            if near.isEmpty { near = Array(matrices.indices) }
+            counts[i] = near.count
+            for a in near { visitors[a].append(Int32(i)) }
+        }
+        return SearchPlan(angles: angles, matrices: matrices, visitors: visitors, visitCount: counts)
+    }
 }
 
 /// The translations searched in one E-step with their log-prior (spec §6.2), on the cyclic grid

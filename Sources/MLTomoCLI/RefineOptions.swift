@@ -169,6 +169,9 @@ struct RefineOptions: ParsableArguments {
     @Option(name: .customLong("adaptive_fraction"), help: ArgumentHelp("Two-pass search: posterior mass of the coarse pass whose neighbourhood the fine pass searches.", valueName: "f"))
     var adaptiveFraction: Double = 0.999
 
+    @Option(name: .customLong("auto_local"), help: ArgumentHelp("Two-pass search: once fewer than this fraction of the particles move by more than one --ang step (or change class) between iterations, the coarse pass searches only within two coarse steps of each particle's orientation (automatic local refinement); 0 keeps it global.", valueName: "f"))
+    var autoLocal: Double = 0.1
+
     @Option(name: .customLong("seed"), help: "Random seed: the same seed gives the same result on any number of ranks and threads.")
     var seed: UInt64 = 1
 
@@ -229,6 +232,7 @@ struct RefineOptions: ParsableArguments {
         e.consensusIterations = consensusIter
         e.adaptiveSearch = !exhaustive
         e.adaptiveFraction = adaptiveFraction
+        e.autoLocalFraction = autoLocal
         return e
     }
 

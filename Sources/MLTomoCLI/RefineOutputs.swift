@@ -150,6 +150,11 @@ struct RefineOutputs {
             row += [("currentRadius", .int(s.radius)), ("currentBox", .int(s.workingDim)),
                     ("currentResolution", .real(Double(originalDim) * pixelSize / Double(s.radius)))]
         }
+        if s.coarseTriples > 0 {
+            // The two-pass search: the coarse pass's reach (0: global) and, where measured, the fraction
+            // of particles that moved by more than one step or changed class (automatic local refinement).
+            row += [("localSearchReach", .real(s.localSearchReach)), ("movedFraction", .real(s.movedFraction ?? -1))]
+        }
         row += [
             ("timeEStepMax", .real(t.eStepMax)), ("timeEStepMin", .real(t.eStepMin)),
             ("timeReduce", .real(t.reduce)), ("timeMStep", .real(t.mStep)), ("timeWrite", .real(t.write)),

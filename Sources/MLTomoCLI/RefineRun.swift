@@ -313,13 +313,21 @@ struct RefineProgress: IterationSink {
         let pmax = String(format: "%.3f", s.averageMaxProbability)
         let sigma = String(format: "%.4g", s.sigmaNoise)
         let sigmaOffset = String(format: "%.3g", s.sigmaOffset)
-        let band = s.radius > 0 ? ", radius \(s.radius) shells (box \(s.workingDim)³)" : ""
+        let local = s.localSearchReach > 0 ? String(format: ", coarse pass local (±%.0f°)", s.localSearchReach) : ""
+        let band = (s.radius > 0 ? ", radius \(s.radius) shells (box \(s.workingDim)³)" : "") + local
         let model = "LL \(ll), pMax \(pmax), σ \(sigma), σ_off \(sigmaOffset), fractions [\(fractions)]\(band)"
         let parts = "E-step \(formatDuration(t.eStepMax)), reduce \(formatDuration(t.reduce)), "
             + "M-step \(formatDuration(t.mStep)), write \(formatDuration(t.write))"
         let eta = it < last ? "; about \(formatDuration(remaining)) left" : ""
         display?.iterationEnded(it, secondsSoFar: seconds)
         log.info("iteration \(it)/\(last): \(model); \(formatDuration(t.total)) (\(parts))\(eta)")
+        if s.localSearchReach == 0 && s.nextLocalSearchReach > 0, let moved = s.movedFraction {
+            let line = String(format: "iteration %d: orientations are stable (%.1f %% of the particles moved by more than one step or changed class); from the next iteration the coarse pass searches only within ±%.0f° of each particle's orientation (--auto_local)",
+                              it, 100 * moved, s.nextLocalSearchReach)
+            log.info("\(line)")
+        } else if s.localSearchReach > 0 && s.nextLocalSearchReach == 0 {
+            log.info("iteration \(it): a class was re-seeded; the next coarse pass searches every orientation again")
+        }
         if !s.reseededClasses.isEmpty {
             let classes = s.reseededClasses.map { String($0 + 1) }.joined(separator: ", ")
             let how = s.radius > 0 ? "by splitting the largest class in two along the main variation of its images" : "as a perturbed copy of the largest class"

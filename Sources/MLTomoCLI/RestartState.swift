@@ -37,7 +37,8 @@ struct RestartState {
             references: model.references, fsc: publishedFSC, iteration: model.iteration, voxelSize: voxelSize,
             classFractions: model.fractions, sigmaNoise: model.sigmaNoise, sigmaOffset: model.sigmaOffset,
             logLikelihood: logLikelihood,
-            extraAttributes: ["regularisation": model.regularisation, "current_radius": Double(model.currentRadius)])
+            extraAttributes: ["regularisation": model.regularisation, "current_radius": Double(model.currentRadius),
+                              "local_search_reach": model.localSearchReach])
         file.extraDatasets[Self.particleDataset] = .init(shape: [results.count, Self.particleColumns], values: particleValues)
         file.extraDatasets[Self.modelDataset] = .init(shape: [K, 2 + shells], values: perClass)
         if model.ssnr.count == K && model.ssnr.allSatisfy({ $0.count == shells }) {
@@ -64,6 +65,7 @@ struct RestartState {
                           sigmaOffset: file.sigmaOffset, iteration: file.iteration,
                           regularisation: file.extraAttributes["regularisation"] ?? 0)
         model.currentRadius = Int(file.extraAttributes["current_radius"] ?? 0)
+        model.localSearchReach = file.extraAttributes["local_search_reach"] ?? 0
         let perClass = file.extraDatasets[modelDataset]!
         guard perClass.shape == [K, 2 + shells] else {
             throw ValidationFailure("\(path): dataset \(modelDataset) has shape \(perClass.shape), expected [\(K), \(2 + shells)]")

@@ -431,6 +431,70 @@ struct Scenario {
     }
 }
 
+/// Automatic local refinement (issue 17, item 3): once the orientations are stable the coarse pass
+/// visits only the orientations near each particle's last one.
+@Suite struct AutomaticLocalRefinementTests {
+    /// Forced local from the third iteration (`autoLocalFraction` 1: any moved fraction is below it; the
+    /// second is the first with a previous pose to compare)
+    /// against a global coarse pass every iteration, from the true references: the same classes, poses
+    /// no worse than the global run's plus one step for ≥ 95 % of the particles, and the local
+    /// iterations' coarse pass a fraction of the global one's triples.
+    @Test func localCoarsePassFindsWhatTheGlobalOneFinds() throws {
+        func run(autoLocal: Double) throws -> ([ParticleResult], [IterationStatistics], Scenario) {
+            let s = try Scenario(count: 24, noise: 0.15, distinct: true) {
+                $0.angularStep = 15; $0.iterations = 4; $0.classic = false; $0.autoLocalFraction = autoLocal
+            }
+            let refs = try InitialReferences.prepare(loaded: s.truthReferences, setup: s.refinement.setup)
+            let model = try s.refinement.initialModel(references: refs.references, given: true)
+            let (_, results, stats) = try s.run(from: model, iterations: 1 ... 4)
+            return (results, stats, s)
+        }
+        let (rL, sL, s) = try run(autoLocal: 1)
+        let (rG, sG, _) = try run(autoLocal: 0)
+        let step = s.refinement.setup.options.angularStep
+        print("local vs global coarse pass: reach \(sL.map(\.localSearchReach)), moved \(sL.map { $0.movedFraction ?? -1 }), coarse triples \(sL.map(\.coarseTriples)) vs \(sG.map(\.coarseTriples)), accuracy \(Synthetic.classAccuracy(rL, s.truths)) vs \(Synthetic.classAccuracy(rG, s.truths))")
+        #expect(sL.map(\.localSearchReach) == [0, 0, 60, 60])
+        #expect(sG.allSatisfy { $0.localSearchReach == 0 && $0.nextLocalSearchReach == 0 })
+        #expect(sL[0].movedFraction == nil && sL[1].movedFraction != nil)
+        #expect(zip(rL, rG).allSatisfy { $0.0.classNumber == $0.1.classNumber })
+        let asGood = zip(zip(rL, rG), s.truths).filter { pair, truth in
+            rotationDistance(pair.0.angles.matrix, truth.rotation) <= rotationDistance(pair.1.angles.matrix, truth.rotation) + step
+        }.count
+        #expect(Double(asGood) >= 0.95 * Double(rL.count))
+        #expect(sL[1].coarseTriples == sG[1].coarseTriples)
+        for i in 2 ... 3 { #expect(sL[i].coarseTriples * 4 < sG[i].coarseTriples, "iteration \(i + 1)") }
+    }
+
+    /// The decision: the moved fraction counts pose moves of more than one step and class changes; the
+    /// pass turns local below the threshold, stays local, and turns global again after a re-seed.
+    @Test func decisionFollowsTheMovedFraction() throws {
+        let s = try Scenario(count: 4) { $0.angularStep = 15; $0.classic = false; $0.autoLocalFraction = 0.3 }
+        let r = s.refinement
+        func result(_ rot: Double, _ klass: Int) -> ParticleResult {
+            ParticleResult(globalIndex: 0, angles: EulerAngles(rot: rot, tilt: 40, psi: 0), shift: .zero, classNumber: klass,
+                           logLikelihood: 0, maxProbability: 1, regionNumber: 1, halfSet: 0)
+        }
+        let before = [result(0, 1), result(0, 1), result(0, 1), result(0, 1)]
+        let reducer = SingleProcessReducer()
+        // One of four moved by 20° (> 15°), one changed class: 0.5 ≥ 0.3, stays global.
+        let a = try r.localSearchDecision(results: [result(20, 1), result(10, 1), result(0, 2), result(0, 1)], previous: before,
+                                          current: 0, reseeded: false, coarseStep: 30, reducer: reducer)
+        #expect(a.moved == 0.5 && a.reach == 0)
+        // One of four moved: 0.25 < 0.3, local within two coarse steps.
+        let b = try r.localSearchDecision(results: [result(20, 1), result(10, 1), result(0, 1), result(0, 1)], previous: before,
+                                          current: 0, reseeded: false, coarseStep: 30, reducer: reducer)
+        #expect(b.moved == 0.25 && b.reach == 60)
+        // Once local it stays local; a re-seed makes it global; no previous poses: no measurement.
+        let c = try r.localSearchDecision(results: before.map { _ in result(90, 2) }, previous: before, current: 60,
+                                          reseeded: false, coarseStep: 30, reducer: reducer)
+        #expect(c.reach == 60 && c.moved == 1)
+        let d = try r.localSearchDecision(results: before, previous: before, current: 60, reseeded: true, coarseStep: 30, reducer: reducer)
+        #expect(d.reach == 0)
+        let e = try r.localSearchDecision(results: before, previous: nil, current: 0, reseeded: false, coarseStep: 30, reducer: reducer)
+        #expect(e.moved == nil && e.reach == 0)
+    }
+}
+
 /// The E-step against the spec's formulas evaluated by brute force (issue 15, item 5): on a tiny case
 /// (8³, 2 classes, a 30° grid, a 7³ shift window) every (image, orientation, class, shift) term
 ///   ℓ = ln α_k − ln n + ln P(s) − ½‖X − M·T_s A_a R_k‖² / σ²

@@ -184,6 +184,48 @@ import Volumes
         #expect(t.particles[1].pose.angles.matrix.maxAbsDifference(e1) < 1e-6)
     }
 
+    /// The TOM oracle above rests on our reading of tom_rotate, and the Dynamo one on `eulerangles`; under
+    /// them a particle's Dynamo angles and TOM angles are inverse rotations of each other, although both
+    /// packages describe theirs as turning the template onto the particle. This checks the TOM side
+    /// against a third, independent rule from the TOM lineage: pytom-match-pick's RELION export
+    /// (pytom_tm/extract.py), which turns a PyTom (phi, theta, psi) into RELION angles as scipy's
+    /// intrinsic 'ZXZ' rotation of the negated angles read back as intrinsic 'ZYZ'. Our motive list
+    /// and our RELION STAR of the same poses must agree under that rule; and, the rule applied to the
+    /// Dynamo table's angles instead (as if the two conventions were equal), must disagree.
+    @Test func tomAnglesAgreeWithPyTomsRelionExport() throws {
+        let s = Scratch()
+        defer { s.cleanup() }
+        let truth = Self.truth()
+        let em = s.path("truth.em"), star = s.path("truth.star"), tbl = s.path("truth.tbl")
+        try truth.write(to: em, format: .tom)
+        try truth.write(to: star, format: .relion)
+        try truth.write(to: tbl, format: .dynamo)
+        let out = try Python.lines("""
+        import sys, numpy as np, starfile, emfile, dynamotable
+        from scipy.spatial.transform import Rotation
+        from eulerangles import euler2matrix
+        def relion_matrix(angles):
+            return euler2matrix(np.asarray(angles), axes='zyz', intrinsic=True, right_handed_rotation=True)
+        def pytom_to_relion(phi_theta_psi):
+            return Rotation.from_euler('ZXZ', -np.asarray(phi_theta_psi), degrees=True).as_euler('ZYZ', degrees=True)
+        _, data = emfile.read(sys.argv[1])
+        m = data[0].astype(np.float64)
+        ours = relion_matrix(starfile.read(sys.argv[2], always_dict=True)['particles'][['rlnAngleRot', 'rlnAngleTilt', 'rlnAnglePsi']].to_numpy())
+        from_tom = relion_matrix(pytom_to_relion(m[:, [16, 18, 17]]))   # rows 17, 19, 18: phi, theta, psi
+        t = dynamotable.read(sys.argv[3])
+        from_dynamo_as_tom = relion_matrix(pytom_to_relion(t[['tdrot', 'tilt', 'narot']].to_numpy()))
+        print('tom', float(np.abs(from_tom - ours).max()))
+        print('dynamo_as_tom', float(np.abs(from_dynamo_as_tom - ours).max()))
+        """, [em, star, tbl])
+        func value(_ key: String) -> Double? {
+            out.first { $0.hasPrefix(key + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        let tom = try #require(value("tom"), "oracle output: \(out)")
+        let dynamoAsTom = try #require(value("dynamo_as_tom"), "oracle output: \(out)")
+        #expect(tom <= 1e-4, "pytom-match-pick's rule reads our motive list as other rotations (max |ΔA| \(tom))")
+        #expect(dynamoAsTom > 0.1, "Dynamo and TOM angles of the same poses coincide (max |ΔA| \(dynamoAsTom))")
+    }
+
     @Test func badInputsNameFileAndLine() throws {
         let s = Scratch()
         defer { s.cleanup() }
