@@ -93,8 +93,9 @@ public enum EStep {
         let logAlpha: [Double]
         let sigma2: Double
         let blockSize: Int
-        /// The quanta that make the image and wedge sums exact (the same on every rank).
-        let scale: SumScale
+        /// The quanta that make the image and wedge sums exact (the same on every rank); nil in tables
+        /// that only search (the adaptive search's coarse pass accumulates nothing).
+        let scale: SumScale?
         /// Per image, the number of best (orientation, class) samples kept however small their weight
         /// (pass 1 of the adaptive search, whose posterior at high SNR is sharper than its grid: see
         /// `SearchRestriction.minimumCoarseSamples`); 0 keeps only the significant ones.
@@ -150,7 +151,7 @@ public enum EStep {
         let plan = SearchPlan.make(setup: setup, particles: particles, previous: previous, iteration: iteration,
                                    restriction: restriction)
         var tables = try makeTables(setup: setup, model: model, particles: particles, plan: plan,
-                                    progress: progress, phase: .search, scale: scale)
+                                    progress: progress, phase: .search, scale: scale ?? .local(particles))
         tables.clock = clock
         // Search and posterior.
         let outputClasses = OutputClasses(partition: partition, modelClasses: k)
@@ -336,7 +337,7 @@ public enum EStep {
                       rotators: rotators,
                       logAlpha: model.fractions.map { $0 > 0 ? Foundation.log($0) : -Double.infinity },
                       sigma2: sigma2,
-                      blockSize: max(1, plan.count / (slotCount * 4)), scale: scale ?? .local(particles),
+                      blockSize: max(1, plan.count / (slotCount * 4)), scale: scale,
                       progress: progress, phase: phase)
     }
 
@@ -651,7 +652,8 @@ public enum EStep {
         let scaleF = Float(scale)
         let lnNByImage = t.plan.visitCount.map { Foundation.log(Double($0)) }
 
-        let imageQuantum = t.scale.image, wedgeQuantum = t.scale.wedge
+        guard let sumScale = t.scale else { preconditionFailure("pass 2 needs the tables' sum scale (EStep.run sets it)") }
+        let imageQuantum = sumScale.image, wedgeQuantum = sumScale.wedge
 
         /// Moves each (half, class) sum of one block at orientation `a` into the reference frame and adds
         /// it, quantised, to the slot's sums (exact additions: their order does not matter).
