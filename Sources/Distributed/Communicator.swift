@@ -103,6 +103,7 @@ public final class Communicator: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: bound)
                 StandardStreams.writeError("ml_tomo: watchdog: MPI_Finalize did not complete within \(Int(bound)) s "
                     + "(a peer stopped while the job was finishing); exiting\n")
+                AbortCleanup.run()
                 _exit(Watchdog.abortStatus)
             }
             thread.stackSize = 1 << 16
@@ -179,6 +180,7 @@ public final class Communicator: @unchecked Sendable {
     /// through `agree` so that every rank exits cleanly with the same status.
     public func abort(status: Int32) -> Never {
         StandardStreams.flushAll()
+        AbortCleanup.run()
         MPI_Abort(handle, status)
         // MPI_Abort should not return; if it does, leave without finalising so mpirun ends the job.
         exit(status)
@@ -347,5 +349,29 @@ public final class Communicator: @unchecked Sendable {
 
     private func checkRoot(_ root: Int) throws {
         guard (0 ..< size).contains(root) else { throw DistributedError.invalidRoot(root, size: size) }
+    }
+}
+
+/// What a rank must undo before it ends the job from a thread that is not the one doing the work
+/// (`MPI_Abort` from the watchdog or after an unagreed error): the program registers, once, the removal
+/// of the temporary files its writes (on the main thread or the background writer) have not yet renamed
+/// into place. Distributed knows nothing of file formats, hence a hook.
+public enum AbortCleanup {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var actions: [@Sendable () -> Void] = []
+
+    public static func register(_ action: @escaping @Sendable () -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        actions.append(action)
+    }
+
+    /// Runs the registered actions (each at most once per process: the list is emptied first).
+    static func run() {
+        lock.lock()
+        let pending = actions
+        actions = []
+        lock.unlock()
+        for action in pending { action() }
     }
 }

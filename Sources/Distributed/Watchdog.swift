@@ -336,6 +336,7 @@ public final class Watchdog: @unchecked Sendable {
     private func fire(_ reason: String) -> Never {
         StandardStreams.flushAll()
         StandardStreams.writeError("\(programName): watchdog (rank \(rank)): \(reason); aborting the job\n")
+        AbortCleanup.run()
         _ = cmpi_abort_world(Self.abortStatus)
         exit(Self.abortStatus)
     }

@@ -10,6 +10,8 @@ import Foundation
 /// Atomic file replacement: write into a temporary file in the destination's directory, then rename(2)
 /// it over the destination. Readers (or a crash) therefore see either the old file or the complete new
 /// one, never a half-written file; on any error the temporary file is removed, so nothing is left behind.
+/// A process that is about to be ended from another thread (the MPI watchdog aborting the job while the
+/// main thread writes) calls `abandonPendingWrites` first, so not even a temporary file stays.
 public enum AtomicFile {
     /// Replaces `path` with `bytes` atomically.
     public static func write(_ bytes: [UInt8], to path: String) throws {
@@ -41,12 +43,13 @@ public enum AtomicFile {
             try body(fd)
             if fsync(fd) != 0 { throw ioError(path, "fsync") }
             if close(fd) != 0 {
-                unlink(tmp)
-                throw ioError(path, "close")
+                let err = ioError(path, "close")
+                pending.discard(tmp)
+                throw err
             }
         } catch {
             close(fd)
-            unlink(tmp)
+            pending.discard(tmp)
             throw error
         }
         try commit(temporary: tmp, to: path)
@@ -61,11 +64,65 @@ public enum AtomicFile {
         do {
             try body(tmp)
         } catch {
-            unlink(tmp)
+            pending.discard(tmp)
             throw error
         }
         try commit(temporary: tmp, to: path)
     }
+
+    /// Removes every temporary file this process has created and not yet renamed into place, and stops
+    /// every thread from creating or committing another (they block): for the moment just before the
+    /// process is ended by another thread (`MPI_Abort` from the watchdog), when a write in progress on the
+    /// main thread would otherwise leave its `.name.tmp.XXXXXX` behind. Destinations already renamed are
+    /// complete; none is half-written. Never returns control of the writes: call it only on the way out.
+    public static func abandonPendingWrites() {
+        pending.abandon()
+    }
+
+    /// The temporary files created and not yet committed or removed. Creation, rename and removal happen
+    /// under one lock, so `abandon` sees each file either pending (and removes it) or already in place.
+    private final class PendingTemporaries: @unchecked Sendable {
+        private let lock = NSLock()
+        private var paths = Set<String>()
+
+        /// Runs `create` (which makes the file and returns its path, or nil) and records the path.
+        func create(_ create: () -> String?) -> String? {
+            lock.lock()
+            defer { lock.unlock() }
+            let path = create()
+            if let path { paths.insert(path) }
+            return path
+        }
+
+        /// Renames `tmp` to `path`; returns rename(2)'s status with errno intact.
+        func commit(_ tmp: String, to path: String) -> Int32 {
+            lock.lock()
+            defer { lock.unlock() }
+            let status = rename(tmp, path)
+            let saved = errno
+            if status == 0 { paths.remove(tmp) }
+            errno = saved
+            return status
+        }
+
+        func discard(_ tmp: String) {
+            lock.lock()
+            defer { lock.unlock() }
+            let saved = errno
+            unlink(tmp)
+            paths.remove(tmp)
+            errno = saved
+        }
+
+        /// Removes the pending files and keeps the lock: no file is created or renamed after this.
+        func abandon() {
+            lock.lock()
+            for path in paths { unlink(path) }
+            paths.removeAll()
+        }
+    }
+
+    private static let pending = PendingTemporaries()
 
     // MARK: - Internals
 
@@ -81,18 +138,26 @@ public enum AtomicFile {
         }
         if base.isEmpty { throw FormatError(.io, file: path, "cannot write: the path names a directory") }
         var template = Array("\(dir)/.\(base).tmp.XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        if fd < 0 { throw ioError(path, "cannot create a temporary file in \(dir)") }
+        var fd: Int32 = -1
+        let created = pending.create { () -> String? in
+            fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            return fd < 0 ? nil : template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        }
+        guard let tmp = created else { throw ioError(path, "cannot create a temporary file in \(dir)") }
         // mkstemp makes 0600 files; outputs are meant to be shared like any other result file.
         fchmod(fd, 0o644)
-        let tmp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         return (fd, tmp)
     }
 
+    /// Removes a temporary file from `makeTemporary` that will not be committed.
+    static func discardTemporary(_ tmp: String) {
+        pending.discard(tmp)
+    }
+
     static func commit(temporary tmp: String, to path: String) throws {
-        if rename(tmp, path) != 0 {
+        if pending.commit(tmp, to: path) != 0 {
             let err = ioError(path, "cannot rename the temporary file into place")
-            unlink(tmp)
+            pending.discard(tmp)
             throw err
         }
     }

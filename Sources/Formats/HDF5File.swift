@@ -62,12 +62,12 @@ public final class HDF5File {
         let fcpl = H5Pcreate(chdf5_p_file_create())
         defer { if fcpl >= 0 { H5Pclose(fcpl) } }
         if fcpl < 0 || H5Pset_obj_track_times(fcpl, false) < 0 {
-            unlink(tmp)
+            AtomicFile.discardTemporary(tmp)
             throw FormatError(.hdf5, file: path, "cannot create an HDF5 file-creation property list")
         }
         let fid = H5Fcreate(tmp, chdf5_f_acc_trunc(), fcpl, fapl)
         if fid < 0 {
-            unlink(tmp)
+            AtomicFile.discardTemporary(tmp)
             throw FormatError(.hdf5, file: path, "cannot create HDF5 file (H5Fcreate failed)")
         }
         return HDF5File(path: path, fid: fid, temporaryPath: tmp)
@@ -112,7 +112,7 @@ public final class HDF5File {
             return
         }
         if r < 0 {
-            unlink(tmp)
+            AtomicFile.discardTemporary(tmp)
             throw err("H5Fclose failed while finishing the file")
         }
         try AtomicFile.commit(temporary: tmp, to: path)
@@ -123,7 +123,7 @@ public final class HDF5File {
         guard open else { return }
         open = false
         _ = H5Fclose(fid)
-        if let tmp = temporaryPath { unlink(tmp) }
+        if let tmp = temporaryPath { AtomicFile.discardTemporary(tmp) }
     }
 
     /// Closes a read-only file (also done on deinit).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Distributed
 import Foundation
+import Formats
 import CMalloc
 
 @main
@@ -23,6 +24,9 @@ struct MLTomo: ParsableCommand {
     /// argument errors that every rank finds identically.
     static func main() {
         MemoryReturn.configure()
+        // A job aborted while an iteration's files are being written (the background writer) leaves no
+        // temporary file behind.
+        AbortCleanup.register { AtomicFile.abandonPendingWrites() }
         let arguments = ArgumentNormalisation.normalise(Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try parseAsRoot(arguments)

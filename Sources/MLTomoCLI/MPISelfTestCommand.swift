@@ -2,6 +2,7 @@ import ArgumentParser
 import Distributed
 import Engine
 import Foundation
+import Formats
 
 /// `ml_tomo _mpi-selftest <case> [value]`: exercises the MPI layer under mpirun, for the
 /// end-to-end tests and for checking a cluster installation. Hidden from `--help`.
@@ -14,7 +15,7 @@ struct MPISelfTestCommand: ParsableCommand {
         abstract: "Self-tests of the MPI layer (for the test suite).",
         discussion: """
             Cases: allreduce N | broadcast | gather | errors | fail-rank R | unagreed-fail-rank R | crash-rank R |
-            allreduce-timing MB | stall-rank R | busy-rank R (these two run the watchdog with --watchdog-seconds)
+            allreduce-timing MB | stall-rank R | busy-rank R | write-during-stall R (these three run the watchdog             with --watchdog-seconds; the last writes into --directory)
             """,
         shouldDisplay: false
     )
@@ -27,10 +28,11 @@ struct MPISelfTestCommand: ParsableCommand {
         case allreduceTiming = "allreduce-timing"
         case stallRank = "stall-rank"
         case busyRank = "busy-rank"
+        case writeDuringStall = "write-during-stall"
 
         var needsValue: Bool {
             switch self {
-            case .allreduce, .failRank, .unagreedFailRank, .crashRank, .allreduceTiming, .stallRank, .busyRank: true
+            case .allreduce, .failRank, .unagreedFailRank, .crashRank, .allreduceTiming, .stallRank, .busyRank, .writeDuringStall: true
             case .broadcast, .gather, .errors: false
             }
         }
@@ -48,8 +50,11 @@ struct MPISelfTestCommand: ParsableCommand {
     @Option(help: "Repetitions averaged by allreduce-timing.")
     var repetitions: Int = 5
 
-    @Option(help: "The watchdog's bound for stall-rank and busy-rank (seconds).")
+    @Option(help: "The watchdog's bound for stall-rank, busy-rank and write-during-stall (seconds).")
     var watchdogSeconds: Double = 2
+
+    @Option(help: "Where write-during-stall writes its file.")
+    var directory: String = "."
 
     func validate() throws {
         if selfTest.needsValue, value == nil {
@@ -77,6 +82,8 @@ struct MPISelfTestCommand: ParsableCommand {
             case .allreduceTiming: try tests.allreduceTiming(megabytes: value ?? 0, repetitions: repetitions)
             case .stallRank: try tests.stallRank(value ?? 0, watchdogSeconds: watchdogSeconds)
             case .busyRank: try tests.busyRank(value ?? 0, watchdogSeconds: watchdogSeconds)
+            case .writeDuringStall:
+                try tests.writeDuringStall(value ?? 0, watchdogSeconds: watchdogSeconds, directory: directory)
             }
         }
     }
@@ -363,6 +370,37 @@ struct MPISelfTests {
         }
         try comm.barrier()
         report("busy-rank \(who): OK")
+    }
+
+    /// Rank `victim` stalls as in `stall-rank` while rank 0, on a second thread (as the background writer
+    /// writes an iteration's files), is inside an atomic write that never finishes (a file system that
+    /// stopped answering): when the watchdog ends the job, the temporary file must be gone as well.
+    func writeDuringStall(_ victim: Int, watchdogSeconds: Double, directory: String) throws {
+        try checkRank(victim, "write-during-stall")
+        try comm.agree {
+            if victim == 0 { throw SelfTestError(description: "write-during-stall: rank 0 writes; stall another", exitStatus: .usage) }
+        }
+        try Watchdog.start(comm, floorSeconds: watchdogSeconds)
+        if rank == 0 {
+            let started = DispatchSemaphore(value: 0)
+            let writer = Thread {
+                try? AtomicFile.write(to: directory + "/never-finished.bin") { fd in
+                    let bytes = [UInt8](repeating: 7, count: 4096)
+                    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                    started.signal()
+                    while true { sleep(3600) }
+                }
+            }
+            writer.start()
+            started.wait()
+            report("write-during-stall \(who): a write is in progress")
+        }
+        if rank == victim {
+            report("write-during-stall \(who): sleeping")
+            sleep(UInt32(min(3600, 20 * watchdogSeconds)))
+        }
+        try comm.barrier()
+        report("write-during-stall \(who): FAIL (the watchdog did not end the job)")
     }
 
     private func checkRank(_ r: Int, _ name: String) throws {

@@ -75,6 +75,24 @@ import Glibc
         #expect(run.seconds < 20, "\(run)")
     }
 
+    /// Rank 1 stalls while rank 0 is in the middle of an atomic write on another thread (the background
+    /// writer, as in the refinement when a peer stops during an iteration's writes): the watchdog ends the
+    /// job and neither the destination nor its temporary file is left.
+    @Test func anAbortDuringAWriteLeavesNoTemporaryFile() async throws {
+        let ws = try Workspace("abort-write")
+        let dir = ws.file("out")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let run = try await ProcessRunner.mpirun(
+            ranks: 2, ["_mpi-selftest", "write-during-stall", "1", "--watchdog-seconds", "2", "--directory", dir], timeout: 120)
+        #expect(!run.timedOut)
+        #expect(run.status != 0, "\(run)")
+        #expect(run.stdout.contains("write-during-stall rank 0/2: a write is in progress"), "\(run)")
+        #expect(run.stderr.contains("watchdog (rank 0): rank 1 (pid "), "\(run)")
+        #expect(!run.stdout.contains("FAIL"), "\(run)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir)
+        #expect(left.isEmpty, "files left behind: \(left)")
+    }
+
     /// A rank that computes three times the bound while the others wait is working, not hung: the job completes.
     @Test func workingRankIsNotTakenForAHungOne() async throws {
         let run = try await ProcessRunner.mpirun(ranks: 2, ["_mpi-selftest", "busy-rank", "1", "--watchdog-seconds", "2"],
