@@ -13,14 +13,18 @@ struct CoarseGrid: Sendable {
     let sampling: AngularSampling
     /// Number of orientations of the fine grid.
     let fineCount: Int
-    /// Fine orientations searched around each coarse orientation (ascending).
+    /// Fine orientations searched around each coarse orientation (ascending); empty for a local search,
+    /// whose pass 2 takes, per image, its own candidates near the coarse samples it kept (`SearchPlan`):
+    /// the table covers the whole fine grid, which at a local search's fine steps costs more than the
+    /// search (40 s at 3°, against 6 s for the seed's whole 3° local line).
     let children: [[Int32]]
     /// Fourier shells of the coarse pass: those the fine step resolves (`resolvableRadius(step:)`). With
     /// the coarse step's own (half as many) shells the pass could not align the test phantom at 40°.
     let radius: Int
 
     /// Nil when the coarse grid would not be coarser (or cannot be built: a step above ~38°).
-    init?(fine: AngularSampling) {
+    /// `local`: for a local search (no `children` table).
+    init?(fine: AngularSampling, local: Bool = false) {
         guard let coarse = try? AngularSampling(angularStep: 2 * fine.angularStep, psiStep: 2 * fine.psiStep,
                                                  symmetry: fine.symmetry, tilt0: fine.tilt0, tiltF: fine.tiltF,
                                                  smallAngle: fine.smallAngle),
@@ -31,7 +35,7 @@ struct CoarseGrid: Sendable {
         // Voronoi cell): with cells alone a particle whose pose lay between two coarse samples was often
         // refined in the wrong cell (on the test phantom 7 of 24 ended 25–32° off, against ≤ 12° for the
         // exhaustive search).
-        children = Self.neighbourhoods(fine: fine, coarse: coarse, reach: coarse.angularStep)
+        children = local ? [] : Self.neighbourhoods(fine: fine, coarse: coarse, reach: coarse.angularStep)
         radius = Self.resolvableRadius(step: fine.angularStep)
     }
 
@@ -89,22 +93,29 @@ struct SearchRestriction: Sendable {
     var classMasks: [[UInt64]]
     /// Coarse triples evaluated in pass 1.
     var coarseTriples: Int
-    /// Fine triples pass 2 will evaluate.
+    /// Fine triples pass 2 will evaluate (0 for a local search: `SearchPlan` picks them).
     var fineTriples: Int
+    /// A local search's pass 1 (a grid without `children`): per image, the kept coarse orientations as
+    /// unperturbed matrices (empty: pass 1 found nothing, search every candidate), and the reach (one
+    /// coarse step) within which pass 2 visits the image's candidates around them.
+    var keptCoarse: [[Matrix3]]? = nil
+    var reach = 0.0
 
     /// Keeps, per image, the smallest set of coarse (orientation, class) samples that holds `fraction`
     /// of its pass-1 posterior (all samples when pass 1 found none) and expands them to their children.
     static func make(coarse: CoarseGrid, posteriors: [[(orientation: Int32, klass: Int32, logWeight: Double)]],
                      classes k: Int, fraction: Double, coarseTriples: Int) -> SearchRestriction {
         let fineCount = coarse.fineCount
-        var visitors = [[Int32]](repeating: [], count: fineCount)
-        var masks = [[UInt64]](repeating: [], count: fineCount)
+        let local = coarse.children.isEmpty
+        var keptCoarse = [[Matrix3]](repeating: [], count: local ? posteriors.count : 0)
+        var visitors = [[Int32]](repeating: [], count: local ? 0 : fineCount)
+        var masks = [[UInt64]](repeating: [], count: local ? 0 : fineCount)
         let all: UInt64 = k >= 64 ? ~0 : (UInt64(1) << UInt64(k)) - 1
         var fine = 0
         for (i, samples) in posteriors.enumerated() {
             var byFine = [Int32: UInt64]()
             if samples.isEmpty {
-                for f in 0 ..< fineCount { byFine[Int32(f)] = all }
+                if !local { for f in 0 ..< fineCount { byFine[Int32(f)] = all } }
             } else {
                 let sorted = samples.sorted { ($0.logWeight, $1.orientation, $1.klass) > ($1.logWeight, $0.orientation, $0.klass) }
                 let top = sorted[0].logWeight
@@ -113,7 +124,13 @@ struct SearchRestriction: Sendable {
                 var kept = 0.0
                 var orientations = Set<Int32>()
                 for (s, w) in zip(sorted, weights) {
-                    for f in coarse.children[Int(s.orientation)] { byFine[f] = all }
+                    if local {
+                        if !orientations.contains(s.orientation) {
+                            keptCoarse[i].append(coarse.sampling.orientations.unperturbedAngles(Int(s.orientation)).matrix)
+                        }
+                    } else {
+                        for f in coarse.children[Int(s.orientation)] { byFine[f] = all }
+                    }
                     orientations.insert(s.orientation)
                     kept += w
                     if kept >= fraction * total && orientations.count >= minimumCoarseSamples { break }
@@ -126,6 +143,11 @@ struct SearchRestriction: Sendable {
                 fine += mask.nonzeroBitCount
             }
         }
-        return SearchRestriction(visitors: visitors, classMasks: masks, coarseTriples: coarseTriples, fineTriples: fine)
+        var restriction = SearchRestriction(visitors: visitors, classMasks: masks, coarseTriples: coarseTriples, fineTriples: fine)
+        if local {
+            restriction.keptCoarse = keptCoarse
+            restriction.reach = coarse.sampling.angularStep
+        }
+        return restriction
     }
 }

@@ -15,6 +15,11 @@ public struct CostPrediction: Sendable {
     /// E-step time ÷ (triples × c2r ÷ threads), measured on W1 (64 particles, 32³, K = 2, --ang 20,
     /// 2 threads): 1.69 (bench/README.md). Covers the product, the shift-window scan and pass 2.
     public static let eStepOverFloor = 1.7
+    /// The same ratio for the two-pass search's coarse pass (pass 1 only, in its cropped box): 1.3,
+    /// calibrated on W2 (2026-12-06: a 15.9 s E-step, of which ≈ 12 s for 151 200 coarse triples per rank in
+    /// a 24³ box whose isolated c2r the dry run reads as 58–64 µs; the rest is the fine pass and the
+    /// rotations as modelled).
+    public static let coarseOverFloor = 1.3
     /// Bytes per second of one Allreduce through shared memory on the 2-rank test machine (64 MB in
     /// 0.17–0.35 s); a conservative figure for an InfiniBand cluster too.
     public static let reduceBytesPerSecond = 2.0e8
@@ -42,10 +47,23 @@ public struct CostPrediction: Sendable {
     /// coarse samples, but their children overlap by an amount only the poses tell); how many it keeps
     /// depends on how sharp each particle's posterior is. Equal to `triples` otherwise.
     public var triplesAtLeast: Int
+    /// The two-pass search's point estimate: the coarse pass plus, per image and class, the fine children
+    /// of the coarse samples an image with a sharp posterior keeps (the best one and its two nearest,
+    /// `SearchRestriction.minimumCoarseSamples`), averaged over the coarse grid. An iteration from good
+    /// references (and every iteration once the orientations have settled) costs about this; early
+    /// iterations at low SNR keep more. Equal to `triples` without a coarse pass.
+    public var triplesExpected: Int
+    /// The coarse triples of an iteration under automatic local refinement (`--auto_local`): the coarse
+    /// orientations within `Refinement.localReachInCoarseSteps` of each image's pose; 0 where that cannot
+    /// happen (one-pass or local searches).
+    public var localCoarseTriples = 0
     /// Triples of the coarse pass (exact), scored in a box of side `coarseDim`; 0 without one.
     public var coarseTriples = 0
     public var coarseDim = 0
     public var coarseC2RSeconds = 0.0
+    /// Rotations of each reference per iteration in the coarse pass (in its box), and their cost.
+    public var coarseRotationsPerRank = 0
+    public var coarseRotationSeconds = 0.0
     /// Seconds of one d³ c2r FFT and of one d³ Fourier-space rotation, measured here on one thread.
     public var c2rSeconds: Double
     public var rotationSeconds: Double
@@ -58,12 +76,19 @@ public struct CostPrediction: Sendable {
     public var eStepSeconds: Double { eStepSeconds(fineTriples: triples - coarseTriples) }
     /// The E-step at the two-pass search's lower bound (= `eStepSeconds` without that search).
     public var eStepSecondsAtLeast: Double { eStepSeconds(fineTriples: triplesAtLeast - coarseTriples) }
+    /// The E-step at the two-pass search's point estimate.
+    public var eStepSecondsExpected: Double { eStepSeconds(fineTriples: triplesExpected - coarseTriples) }
+    /// An iteration under automatic local refinement, with sharp posteriors, in the first iteration's box.
+    public var eStepSecondsLocal: Double {
+        eStepSeconds(fineTriples: triplesExpected - coarseTriples, coarseTriples: localCoarseTriples)
+    }
 
-    private func eStepSeconds(fineTriples: Int) -> Double {
+    private func eStepSeconds(fineTriples: Int, coarseTriples: Int? = nil) -> Double {
         let share = Double(imagesOnSlowestRank) / Double(max(1, images))
         let fine = Double(fineTriples) * share * Self.eStepOverFloor * c2rSeconds
-        let coarse = Double(coarseTriples) * share * Self.eStepOverFloor * coarseC2RSeconds
+        let coarse = Double(coarseTriples ?? self.coarseTriples) * share * Self.coarseOverFloor * coarseC2RSeconds
         let rotations = Double(rotationsPerRank * classes) * rotationSeconds
+            + Double(coarseRotationsPerRank * classes) * coarseRotationSeconds
         return (fine + coarse + rotations) / Double(max(1, threads))
     }
     public var reduceSeconds: Double {
@@ -74,6 +99,8 @@ public struct CostPrediction: Sendable {
     public var mStepSeconds: Double { Double(classes * dim * dim * dim) * Self.mStepSecondsPerClassVoxel }
     public var secondsPerIteration: Double { eStepSeconds + reduceSeconds + mStepSeconds }
     public var secondsPerIterationAtLeast: Double { eStepSecondsAtLeast + reduceSeconds + mStepSeconds }
+    public var secondsPerIterationExpected: Double { eStepSecondsExpected + reduceSeconds + mStepSeconds }
+    public var secondsPerLocalIteration: Double { eStepSecondsLocal + reduceSeconds + mStepSeconds }
 
     /// Predicts the first iteration of a run on `images` subtomograms (their input angles, in order,
     /// centre the local searches) with `ranks` processes of `setup.options.threads` threads. In the
@@ -104,25 +131,92 @@ public struct CostPrediction: Sendable {
         }
         let radius = setup.startingRadius(givenReferences: givenReferences)
         let d = o.usesResolutionLimit ? setup.croppedDim(radius: radius) : setup.dim
-        let classes = o.splitsConsensus ? 1 : o.nref
-        let rotations = o.onlyAverage ? 0
-            : (o.fixedOrientation ? imagesOnBusiestRank(n, ranks: ranks) : (setup.sampling?.count ?? 0))
+        // A K-class run starts from one consensus, unless the user gave the K references (`--ref`).
+        let classes = o.splitsConsensus && !givenReferences ? 1 : o.nref
+        let busiest = imagesOnBusiestRank(n, ranks: ranks)
+        // Each visited orientation rotates the references once per rank: a local search visits at most
+        // its images' candidates.
+        let visitedPerRank = setup.localSearch == nil ? Double(setup.sampling?.count ?? 0)
+            : min(Double(setup.sampling?.count ?? 0), Double(busiest) * perImage)
+        let rotations = o.onlyAverage ? 0 : (o.fixedOrientation ? busiest : Int(visitedPerRank.rounded()))
         let triples = o.onlyAverage ? 0 : Int((Double(n) * perImage).rounded()) * classes
         let timed = kernels(d, o.rotationPadding)
         var p = CostPrediction(images: n, ranks: ranks, threads: o.threads, classes: classes, dim: d, fullDim: setup.dim,
                                orientationsPerImage: perImage, rotationsPerRank: rotations,
-                               triples: triples, triplesAtLeast: triples,
+                               triples: triples, triplesAtLeast: triples, triplesExpected: triples,
                                c2rSeconds: timed.c2r, rotationSeconds: timed.rotation)
-        if o.usesAdaptiveSearch && setup.localSearch == nil && !o.onlyAverage, let fine = setup.sampling,
-           let coarse = CoarseGrid(fine: fine) {
-            let fewest = Double(coarse.children.map(\.count).min() ?? fine.count)
-            p.coarseTriples = n * coarse.sampling.count * classes
+        if o.usesAdaptiveSearch && !o.onlyAverage, let fine = setup.sampling,
+           let coarse = CoarseGrid(fine: fine, local: setup.localSearch != nil) {
+            var fewest = Double(coarse.children.map(\.count).min() ?? 1)
+            var sharp = setup.localSearch == nil ? Self.sharpPosteriorChildren(coarse) : 0
+            var coarsePerImage = Double(coarse.sampling.count)
+            if let local = setup.localSearch, n > 0 {
+                // Pass 1 of a local search: the coarse orientations within --ang_search + one coarse step
+                // of the centre (as `Refinement.coarsePass`); pass 2 at most the local candidates.
+                let reach = min(180, o.angSearch + coarse.sampling.angularStep)
+                let matrices = (0 ..< coarse.sampling.count).map { coarse.sampling.orientations.unperturbedAngles($0).matrix }
+                let step = max(1, n / 64)
+                var coarseCounts: [Int] = [], fineCounts: [Int] = []
+                for i in stride(from: 0, to: n, by: step) {
+                    let c = inputAngles[i].matrix
+                    let distances = matrices.map { rotationDistance($0, c) }
+                    let near = distances.reduce(0) { $0 + ($1 <= reach ? 1 : 0) }
+                    coarseCounts.append(near == 0 ? matrices.count : near)
+                    // Pass 2 with a sharp posterior at the centre: the candidates within one coarse step
+                    // of the coarse samples nearest to it (as `SearchPlan.localPass2`).
+                    let kept = matrices.indices.sorted { (distances[$0], $0) < (distances[$1], $1) }
+                        .prefix(SearchRestriction.minimumCoarseSamples).map { matrices[$0] }
+                    let candidates = local.candidates(around: inputAngles[i])
+                    let visited = candidates.filter { a in
+                        let m = fine.orientations.unperturbedAngles(a).matrix
+                        return kept.contains { rotationDistance(m, $0) <= coarse.sampling.angularStep }
+                    }.count
+                    fineCounts.append(visited == 0 ? candidates.count : visited)
+                }
+                coarsePerImage = Double(coarseCounts.reduce(0, +)) / Double(coarseCounts.count)
+                sharp = min(perImage, Double(fineCounts.reduce(0, +)) / Double(fineCounts.count))
+                fewest = min(1, perImage)
+            } else if o.autoLocalFraction > 0 {
+                let reach = Refinement.localReachInCoarseSteps * coarse.sampling.angularStep
+                let matrices = (0 ..< coarse.sampling.count).map { coarse.sampling.orientations.unperturbedAngles($0).matrix }
+                let step = max(1, matrices.count / 64)
+                let sample = stride(from: 0, to: matrices.count, by: step).map { c in
+                    matrices.reduce(0) { $0 + (rotationDistance($1, matrices[c]) <= reach ? 1 : 0) }
+                }
+                p.localCoarseTriples = Int((Double(n) * Double(sample.reduce(0, +)) / Double(sample.count)).rounded()) * classes
+            }
+            p.coarseTriples = Int((Double(n) * coarsePerImage).rounded()) * classes
             p.coarseDim = setup.croppedDim(radius: min(radius, coarse.radius))
             p.coarseC2RSeconds = kernels(p.coarseDim, o.rotationPadding).c2r
             p.triples = p.coarseTriples + triples
             p.triplesAtLeast = p.coarseTriples + Int((Double(n) * fewest).rounded()) * classes
-            p.rotationsPerRank += coarse.sampling.count
+            p.triplesExpected = p.coarseTriples + Int((Double(n) * max(fewest, sharp)).rounded()) * classes
+            p.coarseRotationSeconds = kernels(p.coarseDim, o.rotationPadding).rotation
+            if setup.localSearch != nil {
+                p.rotationsPerRank = Int(min(Double(fine.count), Double(busiest) * sharp).rounded())
+                p.coarseRotationsPerRank = Int(min(Double(coarse.sampling.count), Double(busiest) * coarsePerImage).rounded())
+            } else {
+                p.coarseRotationsPerRank = coarse.sampling.count
+            }
         }
         return p
+    }
+
+    /// The fine orientations an image with a sharp pass-1 posterior visits: the union of the children of
+    /// a coarse sample and of its `minimumCoarseSamples` − 1 nearest coarse neighbours, averaged over
+    /// an even sample of the coarse grid.
+    static func sharpPosteriorChildren(_ coarse: CoarseGrid) -> Double {
+        let count = coarse.sampling.count
+        guard count > 0 else { return 0 }
+        let matrices = (0 ..< count).map { coarse.sampling.orientations.unperturbedAngles($0).matrix }
+        let step = max(1, count / 64)
+        let sizes = stride(from: 0, to: count, by: step).map { c -> Int in
+            let distances = matrices.map { rotationDistance($0, matrices[c]) }
+            let nearest = matrices.indices.sorted { (distances[$0], $0) < (distances[$1], $1) }
+            var union = Set<Int32>()
+            for j in nearest.prefix(SearchRestriction.minimumCoarseSamples) { union.formUnion(coarse.children[j]) }
+            return union.count
+        }
+        return Double(sizes.reduce(0, +)) / Double(sizes.count)
     }
 }

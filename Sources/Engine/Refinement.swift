@@ -21,8 +21,8 @@ public struct Refinement: Sendable {
     public init(setup: RefinementSetup, residualScale: Double = 1) {
         self.setup = setup
         self.residualScale = residualScale
-        coarseGrid = setup.options.usesAdaptiveSearch && setup.localSearch == nil
-            ? setup.sampling.flatMap { CoarseGrid(fine: $0) } : nil
+        coarseGrid = setup.options.usesAdaptiveSearch
+            ? setup.sampling.flatMap { CoarseGrid(fine: $0, local: setup.localSearch != nil) } : nil
     }
 
     /// One E-step over the whole orientation grid (no previous poses, no restricted search) without the
@@ -219,7 +219,7 @@ public struct Refinement: Sendable {
         }
         if o.usesResolutionLimit { next.currentRadius = nextRadius(after: next, radius: radius) }
         var moved: Double?
-        if let coarseGrid, o.autoLocalFraction > 0, !consensusPhase {
+        if let coarseGrid, setup.localSearch == nil, o.autoLocalFraction > 0, !consensusPhase {
             let decision = try localSearchDecision(results: e.results, previous: previous, current: model.localSearchReach,
                                                    reseeded: !reseeded.isEmpty, coarseStep: coarseGrid.sampling.angularStep,
                                                    reducer: reducer)
@@ -248,7 +248,7 @@ public struct Refinement: Sendable {
             stats.triples += restriction.coarseTriples
             stats.coarseTriples = restriction.coarseTriples
         }
-        stats.localSearchReach = coarseGrid != nil && !consensusPhase ? model.localSearchReach : 0
+        stats.localSearchReach = coarseGrid != nil && setup.localSearch == nil && !consensusPhase ? model.localSearchReach : 0
         stats.movedFraction = moved
         stats.nextLocalSearchReach = next.localSearchReach
         return (next, e.results, stats)
@@ -267,17 +267,28 @@ public struct Refinement: Sendable {
     /// most the current radius), and the fine triples it leaves for pass 2.
     /// Under automatic local refinement (`model.localSearchReach` > 0) each image visits only the coarse
     /// orientations within that reach of its `previous` orientation, unless that pose was uncertain.
+    /// In a local search (`--ang_search`) it visits those within `--ang_search` plus one coarse step of
+    /// the centre of its local search (the fine candidates' nearest coarse samples); pass 2 then keeps
+    /// only the fine candidates of the local search (`SearchPlan.make`).
     func coarsePass(_ coarse: CoarseGrid, radius: Int, model: Model, particles: [Particle],
                     previous: [ParticleResult]?, iteration: Int) throws -> SearchRestriction {
         let d = setup.dim
         let cd = setup.croppedDim(radius: min(radius, coarse.radius))
         let cs = try setup.cropped(to: cd, sampling: coarse.sampling)
         let cp = cd == d ? particles : particles.map { $0.cropped(to: cs, from: d) }
-        let centres = model.localSearchReach > 0 && previous?.count == particles.count
-            ? previous!.map { $0.maxProbability >= Self.localCertainty ? $0.angles.matrix : nil } : nil
+        let centres: [Matrix3?]?
+        let reach: Double
+        if setup.localSearch != nil {
+            centres = particles.indices.map { SearchPlan.localCentre(of: $0, particles: particles, previous: previous).matrix }
+            reach = min(180, setup.options.angSearch + coarse.sampling.angularStep)
+        } else {
+            centres = model.localSearchReach > 0 && previous?.count == particles.count
+                ? previous!.map { $0.maxProbability >= Self.localCertainty ? $0.angles.matrix : nil } : nil
+            reach = model.localSearchReach
+        }
         let (posteriors, triples) = try EStep.coarsePosteriors(setup: cs, model: model.resized(to: cd),
                                                                particles: cp, iteration: iteration, centres: centres,
-                                                               reach: model.localSearchReach, progress: progress)
+                                                               reach: reach, progress: progress)
         return SearchRestriction.make(coarse: coarse, posteriors: posteriors, classes: model.classCount,
                                       fraction: setup.options.adaptiveFraction, coarseTriples: triples)
     }

@@ -133,13 +133,14 @@ public struct RefinementOptions: Sendable, Equatable {
     /// default for maximum likelihood, off with `--classic`.
     public var usesResolutionLimit: Bool { !classic && usesMaximumLikelihood }
 
-    /// Whether this run searches in two passes: the resolution-limited mode's exhaustive grid. The
+    /// Whether this run searches in two passes: the resolution-limited mode's exhaustive grid and its
+    /// local searches (`--ang_search`: pass 1 on the coarse orientations near each particle's pose). The
     /// classic computation keeps the original's one-pass search: with it the two-pass search sent the
     /// seed's external-reference line (`--ref`, one iteration at 15°, a reference on another grey scale)
-    /// to a median error of 54° instead of < 15°, not yet understood. Local searches, fixed orientations
-    /// and maxCC keep their one-pass search too.
+    /// to a median error of 54° instead of < 15°, not yet understood. Fixed orientations and maxCC keep
+    /// their one-pass search too.
     public var usesAdaptiveSearch: Bool {
-        adaptiveSearch && usesResolutionLimit && !fixedOrientation && angSearch <= 0
+        adaptiveSearch && usesResolutionLimit && !fixedOrientation
     }
 
     /// Whether the M-step imputes unmeasured Fourier components from the current reference.

@@ -39,25 +39,58 @@ struct SearchPlan: Sendable {
         }
         let angles = sampling.orientations.map(\.angles)
         let matrices = sampling.orientations.map(\.matrix)
-        if let restriction {
-            return SearchPlan(angles: angles, matrices: matrices, visitors: restriction.visitors,
-                              visitCount: [Int](repeating: angles.count, count: particles.count),
-                              classMasks: restriction.classMasks)
-        }
         guard let local = setup.localSearch else {
+            if let restriction {
+                return SearchPlan(angles: angles, matrices: matrices, visitors: restriction.visitors,
+                                  visitCount: [Int](repeating: angles.count, count: particles.count),
+                                  classMasks: restriction.classMasks)
+            }
             return SearchPlan(angles: angles, matrices: matrices, visitors: nil,
                               visitCount: [Int](repeating: angles.count, count: particles.count))
         }
-        var visitors = [[Int32]](repeating: [], count: angles.count)
-        var counts = [Int](repeating: 0, count: particles.count)
-        for (i, p) in particles.enumerated() {
-            let centre = previous.flatMap { i < $0.count ? $0[i].angles : nil } ?? p.inputAngles
-            var cands = Array(Set(local.candidates(around: centre).filter { $0 >= 0 && $0 < angles.count })).sorted()
-            if cands.isEmpty { cands = Array(0 ..< angles.count) }  // nothing near: search everything
-            counts[i] = cands.count
-            for a in cands { visitors[a].append(Int32(i)) }
+        let candidates = particles.indices.map { i -> [Int] in
+            let centre = localCentre(of: i, particles: particles, previous: previous)
+            let cands = Array(Set(local.candidates(around: centre).filter { $0 >= 0 && $0 < angles.count })).sorted()
+            return cands.isEmpty ? Array(0 ..< angles.count) : cands  // nothing near: search everything
         }
-        return SearchPlan(angles: angles, matrices: matrices, visitors: visitors, visitCount: counts)
+        let counts = candidates.map(\.count)
+        guard let restriction else {
+            var visitors = [[Int32]](repeating: [], count: angles.count)
+            for (i, cands) in candidates.enumerated() {
+                for a in cands { visitors[a].append(Int32(i)) }
+            }
+            return SearchPlan(angles: angles, matrices: matrices, visitors: visitors, visitCount: counts)
+        }
+        return localPass2(angles: angles, matrices: matrices, candidates: candidates, restriction: restriction,
+                          fine: setup.sampling!)
+    }
+
+    /// The centre of image i's local search: its last best orientation, or its input orientation before
+    /// the first iteration.
+    static func localCentre(of i: Int, particles: [Particle], previous: [ParticleResult]?) -> EulerAngles {
+        previous.flatMap { i < $0.count ? $0[i].angles : nil } ?? particles[i].inputAngles
+    }
+
+    /// Pass 2 of a two-pass local search: each image's local candidates (within `--ang_search`, psi
+    /// limited) that lie within one coarse step of a coarse sample its pass 1 kept (the grid's own
+    /// neighbourhood rule, `CoarseGrid`, applied to the candidates only; unperturbed matrices, as both
+    /// grids are perturbed by the same right factor); an image left with none (kept samples all outside
+    /// the psi range) visits all its candidates. Every class, as in the exhaustive pass 2. The prior
+    /// stays 1/n of the local neighbourhood, as in the one-pass local search.
+    private static func localPass2(angles: [EulerAngles], matrices: [Matrix3], candidates: [[Int]],
+                                   restriction: SearchRestriction, fine: AngularSampling) -> SearchPlan {
+        let kept = restriction.keptCoarse ?? []
+        var visitors = [[Int32]](repeating: [], count: angles.count)
+        for (i, cands) in candidates.enumerated() {
+            let centres = i < kept.count ? kept[i] : []
+            var near = centres.isEmpty ? cands : cands.filter { a in
+                let m = fine.orientations.unperturbedAngles(a).matrix
+                return centres.contains { rotationDistance(m, $0) <= restriction.reach }
+            }
+            if near.isEmpty { near = cands }
+            for a in near { visitors[a].append(Int32(i)) }  // images in ascending order
+        }
+        return SearchPlan(angles: angles, matrices: matrices, visitors: visitors, visitCount: candidates.map(\.count))
     }
 
     /// The same grid with image i visiting only the orientations within `reach` degrees of `centres[i]`

@@ -116,6 +116,13 @@ public struct PredictionEvent: RunEvent, Equatable {
     public var mStepSeconds: Double
     public var secondsPerIteration: Double
     public var secondsPerIterationAtLeast: Double
+    /// The two-pass search's point estimate (sharp posteriors: an iteration from good references or once
+    /// the poses settle); equal to `triples` and `secondsPerIteration` without a coarse pass.
+    public var triplesExpected = 0
+    public var secondsPerIterationExpected = 0.0
+    /// An iteration under automatic local refinement (0: none can happen): its coarse triples and time.
+    public var localCoarseTriples = 0
+    public var secondsPerLocalIteration = 0.0
 
     enum CodingKeys: String, CodingKey {
         case event, images, ranks, threads, classes, dim, triples
@@ -124,6 +131,8 @@ public struct PredictionEvent: RunEvent, Equatable {
         case orientationsPerImage = "orientations_per_image", c2rSeconds = "c2r_seconds", rotationSeconds = "rotation_seconds"
         case eStepSeconds = "estep_seconds", reduceSeconds = "reduce_seconds", mStepSeconds = "mstep_seconds"
         case secondsPerIteration = "seconds_per_iteration"
+        case triplesExpected = "triples_expected", secondsPerIterationExpected = "seconds_per_iteration_expected"
+        case localCoarseTriples = "local_coarse_triples", secondsPerLocalIteration = "seconds_per_local_iteration"
     }
 
     public init(images: Int, ranks: Int, threads: Int, classes: Int, dim: Int, fullDim: Int, orientationsPerImage: Double,

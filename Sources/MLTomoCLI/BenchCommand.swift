@@ -122,6 +122,11 @@ struct RefinementFigures: Codable, Sendable {
     /// What the RSS should stay near: baseline + budget.
     var expectedMemoryMiB: Double { baselineRSSMiB + budgetMiB }
     var memoryRatio: Double { expectedMemoryMiB > 0 ? peakRSSMiB / expectedMemoryMiB : 0 }
+    /// The same command's `--dry-run` (run just before): its point estimate of the iteration's time and
+    /// triples (the two-pass search's sharp-posterior estimate), for measured ÷ predicted.
+    var predictedSeconds: Double = 0
+    var predictedTriples: Int = 0
+    var measuredOverPredicted: Double { predictedSeconds > 0 ? iterationSeconds / predictedSeconds : 0 }
 }
 
 struct BenchReport: Codable {
@@ -153,16 +158,16 @@ struct BenchReport: Codable {
 
     func table() -> String {
         var lines = ["machine: \(machine)", "",
-                     "| workload | particles | d | K | ang | ranks×thr | s/iter | E-step s | triples/s | c2r µs (start / in E-step) | floor s | E/floor | E/floor in E-step | reduce s | M s | write s | RSS MiB (baseline + budget = expected) | RSS/expected |",
-                     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                     "| workload | particles | d | K | ang | ranks×thr | s/iter | E-step s | triples/s | c2r µs (start / in E-step) | floor s | E/floor | E/floor in E-step | reduce s | M s | write s | RSS MiB (baseline + budget = expected) | RSS/expected | dry run: s/iter (triples) | measured/predicted |",
+                     "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in refinements + particleScaling + orientationScaling {
             let ang = r.angSearch.map { String(format: "%g±%g", r.ang, $0) } ?? String(format: "%g", r.ang)
-            lines.append(String(format: "| %@ | %d | %d | %d | %@ | %d×%d | %.2f | %.2f | %.0f | %.1f / %.1f | %.2f | %.2f | %.2f | %.3f | %.3f | %.3f | %.1f (%.1f + %.1f = %.1f) | %.2f |",
+            lines.append(String(format: "| %@ | %d | %d | %d | %@ | %d×%d | %.2f | %.2f | %.0f | %.1f / %.1f | %.2f | %.2f | %.2f | %.3f | %.3f | %.3f | %.1f (%.1f + %.1f = %.1f) | %.2f | %.2f (%d) | %.2f |",
                                 r.name, r.particles, r.dim, r.classes, ang, r.ranks, r.threads, r.iterationSeconds,
                                 r.eStepSeconds, r.triplesPerSecond, r.fftC2RSeconds * 1e6, r.c2rInEStepSeconds * 1e6,
                                 r.floorSeconds, r.eStepRatioToFloor, r.eStepRatioToFloorInEStep, r.reduceSeconds,
                                 r.mStepSeconds, r.writeSeconds, r.peakRSSMiB, r.baselineRSSMiB, r.budgetMiB,
-                                r.expectedMemoryMiB, r.memoryRatio))
+                                r.expectedMemoryMiB, r.memoryRatio, r.predictedSeconds, r.predictedTriples, r.measuredOverPredicted))
         }
         if let e = Self.exponent(particleScaling.map { (Double($0.particles), $0.eStepSeconds) }) {
             lines.append(String(format: "\nE-step time vs particles: fitted exponent %.2f (1 = linear)", e))
@@ -196,10 +201,14 @@ struct BenchRunner {
         var refs = MetaDataTable(name: "", labels: ["image"])
         for k in 0 ..< classes { refs.appendRow([.string(String(format: "truth_ref%06d.mrc", k + 1))]) }
         try MetaDataFile(refs).write(to: "\(data)/truth_refs.doc")
+        // A local search refines poses found before: it starts from the true ones (truth.star holds them as
+        // a refinement writes them); images.doc's zero angles would put every true pose outside the window.
+        let doc = angSearch == nil ? "images.doc" : "truth.star"
         var arguments = ["/usr/bin/mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "\(ranks)",
-                         binary, "-i", "images.sel", "--doc", "images.doc", "--missing", "wedges.doc",
+                         binary, "-i", "images.sel", "--doc", doc, "--missing", "wedges.doc",
                          "--ref", "truth_refs.doc", "--oroot", "run/b", "--iter", "1", "--ang", "\(ang)", "--thr", "\(threads)"]
         if let angSearch { arguments += ["--ang_search", "\(angSearch)"] }
+        let prediction = try RunEvents.decode(PredictionEvent.self, from: try run(arguments + ["--dry-run"], directory: data)).last
         let stdout = try run(arguments, directory: data)
         guard let event = try RunEvents.decode(IterationEvent.self, from: stdout).last else {
             throw ValidationError("bench \(name): the refinement printed no iteration line")
@@ -220,6 +229,11 @@ struct BenchRunner {
         figures.c2rInEStepSeconds = c2rInEStep
         figures.floorInEStepSeconds = floorInEStep
         figures.eStepRatioToFloorInEStep = floorInEStep > 0 ? eStep / floorInEStep : 0
+        if let prediction {
+            figures.predictedSeconds = prediction.secondsPerIterationExpected > 0
+                ? prediction.secondsPerIterationExpected : prediction.secondsPerIteration
+            figures.predictedTriples = prediction.triplesExpected > 0 ? prediction.triplesExpected : prediction.triples
+        }
         return figures
     }
 

@@ -61,12 +61,14 @@ struct RefineRun {
         }
         if let memory { log.info("\(memory)") }
         if o.dryRun {
-            // Only rank 0 reports, so only rank 0 times the kernels.
+            // Only rank 0 reports, so only rank 0 times the kernels: the best of 50 batches of 10 c2r
+            // (with 5 batches, three dry runs of W2 read its 24³ c2r as 91, 104 and 116 µs and predicted
+            // 11–23 s for the same iteration).
             if rank == 0 {
                 reportPrediction(CostPrediction.predict(
                     setup: setup, inputAngles: inputs.images.map(\.angles), ranks: communicator.size,
                     givenReferences: o.ref != nil,
-                    kernels: { (KernelTiming.c2rSeconds(dim: $0, repetitions: 50), KernelTiming.rotationSeconds(dim: $0, padding: $1)) }))
+                    kernels: { (KernelTiming.c2rSeconds(dim: $0, repetitions: 500), KernelTiming.rotationSeconds(dim: $0, padding: $1)) }))
             }
             log.info("dry run: inputs are consistent; nothing computed")
             return
@@ -271,8 +273,11 @@ struct RefineRun {
         let kernels = String(format: "one %d³ c2r FFT %.0f µs, one rotation %.0f µs here", p.dim, p.c2rSeconds * 1e6,
                              p.rotationSeconds * 1e6)
         if p.coarseTriples > 0 {
-            log.info("predicted for the first iteration (box \(p.dim)³, \(p.classes) class(es) searched): two-pass search, \(p.coarseTriples) coarse triples (box \(p.coarseDim)³), then \(p.triplesAtLeast - p.coarseTriples)–\(p.triples - p.coarseTriples) fine ones (how many depends on how sharp the posteriors are; \(kernels))")
-            log.info("predicted time for the first iteration \(formatDuration(p.secondsPerIterationAtLeast))–\(formatDuration(p.secondsPerIteration)) (E-step \(formatDuration(p.eStepSecondsAtLeast))–\(formatDuration(p.eStepSeconds)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); later iterations grow with the resolution towards the full box")
+            log.info("predicted for the first iteration (box \(p.dim)³, \(p.classes) class(es) searched): two-pass search, \(p.coarseTriples) coarse triples (box \(p.coarseDim)³: c2r \(String(format: "%.0f", p.coarseC2RSeconds * 1e6)) µs, rotation \(String(format: "%.0f", p.coarseRotationSeconds * 1e6)) µs), then ≈ \(p.triplesExpected - p.coarseTriples) fine ones with sharp posteriors (\(p.triplesAtLeast - p.coarseTriples)–\(p.triples - p.coarseTriples): broad posteriors keep more; \(kernels))")
+            log.info("predicted time for the first iteration ≈ \(formatDuration(p.secondsPerIterationExpected)) (E-step \(formatDuration(p.eStepSecondsExpected)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); at most \(formatDuration(p.secondsPerIteration)); later iterations grow with the resolution towards the full box")
+            if p.localCoarseTriples > 0 {
+                log.info("once the poses settle (automatic local refinement, --auto_local) the coarse pass falls to ≈ \(p.localCoarseTriples) triples: ≈ \(formatDuration(p.secondsPerLocalIteration)) per iteration in this box")
+            }
         } else if p.dim < p.fullDim {
             log.info("predicted for the first iteration (box \(p.dim)³ of \(p.fullDim)³, \(p.classes) class(es) searched): \(p.triples) (image, orientation, class) triples (\(perImage) orientations per image; \(kernels))")
             log.info("predicted time for the first iteration ≈ \(formatDuration(p.secondsPerIteration)) (E-step \(formatDuration(p.eStepSeconds)), reduce \(formatDuration(p.reduceSeconds)), M-step \(formatDuration(p.mStepSeconds))); later iterations grow with the resolution towards the full box")

@@ -23,5 +23,9 @@ extension PredictionEvent {
                   rotationSeconds: p.rotationSeconds, eStepSeconds: p.eStepSeconds, reduceSeconds: p.reduceSeconds,
                   mStepSeconds: p.mStepSeconds, secondsPerIteration: p.secondsPerIteration,
                   secondsPerIterationAtLeast: p.secondsPerIterationAtLeast)
+        triplesExpected = p.triplesExpected
+        secondsPerIterationExpected = p.secondsPerIterationExpected
+        localCoarseTriples = p.localCoarseTriples
+        secondsPerLocalIteration = p.localCoarseTriples > 0 ? p.secondsPerLocalIteration : 0
     }
 }

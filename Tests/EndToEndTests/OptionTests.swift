@@ -105,6 +105,21 @@ import Volumes
         #expect(p15.triplesAtLeast <= it15.triples && it15.triples <= p15.triples,
                 "evaluated \(it15.triples) triples, predicted \(p15.triplesAtLeast)…\(p15.triples)")
         #expect(dry15.combinedOutput.contains("predicted time for the first iteration"), "\(dry15)")
+        #expect(p15.triplesAtLeast <= p15.triplesExpected && p15.triplesExpected <= p15.triples)
+        #expect(p15.localCoarseTriples > 0 && p15.localCoarseTriples < p15.coarseTriples / 4,
+                "automatic local refinement: \(p15.localCoarseTriples) coarse triples of \(p15.coarseTriples)")
+
+        // A two-pass local search (--ang_search around the input angles): its coarse pass exactly.
+        let local = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "runL/x", "--nref", "2", "--ang", "15",
+                     "--ang_search", "30", "--iter", "1"] + wedge
+        let dryL = try await refine(ws, local + ["--dry-run"])
+        let pL = try #require(try RunEvents.decode(PredictionEvent.self, from: dryL.stdout).first, "no prediction line: \(dryL)")
+        let runL = try await refine(ws, local)
+        let itL = try #require(try RunEvents.decode(IterationEvent.self, from: runL.stdout).first, "no iteration line: \(runL)")
+        #expect(pL.coarseTriples > 0 && pL.coarseTriples == itL.coarseTriples,
+                "local coarse: predicted \(pL.coarseTriples), evaluated \(itL.coarseTriples)")
+        #expect(itL.triples <= pL.triples, "local: evaluated \(itL.triples) triples, predicted at most \(pL.triples)")
+        #expect(pL.localCoarseTriples == 0)
     }
 
     // MARK: Searches

@@ -390,13 +390,18 @@ struct Scenario {
 /// The two-pass search (issue 17) must not change what a refinement finds.
 @Suite struct AdaptiveSearchTests {
     /// From the true references, two iterations each way: the same classes, orientations as good as the
-    /// exhaustive ones (within one step) for ≥ 90 % of the particles, references with FSC ≥ 0.95 to each
+    /// exhaustive ones (within one step) for ≥ 95 % of the particles, references with FSC ≥ 0.95 to each
     /// other up to the run's resolution, and under a third of the exhaustive search's triples.
-    @Test func adaptiveAndExhaustiveSearchesAgree() throws {
+    /// With `angSearch` > 0 the same for a local search (`--ang_search`): pass 1 on the coarse
+    /// orientations near each pose, pass 2 on the local candidates it keeps, against the one-pass local
+    /// search over every candidate.
+    @Test(arguments: [0.0, 45.0, 30.0])
+    func adaptiveAndExhaustiveSearchesAgree(angSearch: Double) throws {
         let classic = false
         func run(adaptive: Bool) throws -> (Model, [ParticleResult], [IterationStatistics], Scenario) {
             let s = try Scenario(count: 24, noise: 0.15, distinct: true) {
                 $0.angularStep = 15; $0.iterations = 2; $0.classic = classic; $0.adaptiveSearch = adaptive
+                $0.angSearch = angSearch
             }
             let refs = try InitialReferences.prepare(loaded: s.truthReferences, setup: s.refinement.setup)
             let model = try s.refinement.initialModel(references: refs.references, given: true)
@@ -419,15 +424,21 @@ struct Scenario {
             FSCCurve(mA.references[c], mE.references[c]).values
         }
         let worst = fsc.map { $0[1 ... radius].min()! }.min()!
-        print("adaptive vs exhaustive (classic \(classic)): same class \(sameClass)/\(rA.count), within the exhaustive error + \(step)° \(withinStep)/\(rA.count), worst FSC up to shell \(radius) \(worst), triples \(sA.map(\.triples)) (coarse \(sA.map(\.coarseTriples))) vs \(sE.map(\.triples)), accuracy \(Synthetic.classAccuracy(rA, s.truths)) vs \(Synthetic.classAccuracy(rE, s.truths)), errors to the truth \(zip(rA, s.truths).map { Int(rotationDistance($0.0.angles.matrix, $0.1.rotation)) }) vs \(zip(rE, s.truths).map { Int(rotationDistance($0.0.angles.matrix, $0.1.rotation)) })")
+        print("adaptive vs exhaustive (classic \(classic), ang_search \(angSearch)): same class \(sameClass)/\(rA.count), within the exhaustive error + \(step)° \(withinStep)/\(rA.count), worst FSC up to shell \(radius) \(worst), triples \(sA.map(\.triples)) (coarse \(sA.map(\.coarseTriples))) vs \(sE.map(\.triples)), accuracy \(Synthetic.classAccuracy(rA, s.truths)) vs \(Synthetic.classAccuracy(rE, s.truths)), errors to the truth \(zip(rA, s.truths).map { Int(rotationDistance($0.0.angles.matrix, $0.1.rotation)) }) vs \(zip(rE, s.truths).map { Int(rotationDistance($0.0.angles.matrix, $0.1.rotation)) })")
+        let withinStepOfEachOther = zip(rA, rE).filter {
+            rotationDistance($0.0.angles.matrix, $0.1.angles.matrix) <= step
+        }.count
+        print("  poses within \(step)° of each other: \(withinStepOfEachOther)/\(rA.count)")
         #expect(sameClass == rA.count)
-        // Issue 17 asks for 95 %; measured 22 of 24 here: on this pseudo-symmetric phantom the 30° coarse
-        // grid sends one or two particles to a symmetry mate (177° and 32° off where the exhaustive search
-        // found 8° and 4°). The bound records what holds, not the goal.
-        #expect(Double(withinStep) >= 0.9 * Double(rA.count))
+        // Issue 17's bound (95 %). Measured 24 of 24 for all three searches; 23 of 24 are also within one
+        // step of each other: the other is a symmetry mate of this pseudo-symmetric phantom (176° off)
+        // that the exhaustive search picked and the two-pass one did not.
+        #expect(Double(withinStep) >= 0.95 * Double(rA.count))
         #expect(worst >= 0.95)
         #expect(sA.allSatisfy { $0.coarseTriples > 0 } && sE.allSatisfy { $0.coarseTriples == 0 })
-        #expect(sA.last!.triples * 3 < sE.last!.triples)
+        // A local search is already small (about 300 fine candidates per image at ±45°, 100 at ±30°): the
+        // two passes save less there (measured: 0.32 and 0.61 of the one-pass triples, 0.15 for the grid).
+        #expect(Double(sA.last!.triples) < (angSearch > 0 ? 0.75 : 0.33) * Double(sE.last!.triples))
     }
 }
 

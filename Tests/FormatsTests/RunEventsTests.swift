@@ -12,11 +12,15 @@ import Testing
 
     @Test("an iteration event round-trips, among other output lines and events")
     func roundTrip() throws {
-        let prediction = PredictionEvent(images: 24, ranks: 2, threads: 2, classes: 2, dim: 16, fullDim: 24,
+        var prediction = PredictionEvent(images: 24, ranks: 2, threads: 2, classes: 2, dim: 16, fullDim: 24,
                                          orientationsPerImage: 92.5, triples: 4440, triplesAtLeast: 900, coarseTriples: 600,
                                          coarseDim: 12, c2rSeconds: 1e-5, rotationSeconds: 2e-4, eStepSeconds: 0.1,
                                          reduceSeconds: 0.01, mStepSeconds: 0.02, secondsPerIteration: 0.13,
                                          secondsPerIterationAtLeast: 0.05)
+        prediction.triplesExpected = 1200
+        prediction.secondsPerIterationExpected = 0.07
+        prediction.localCoarseTriples = 40
+        prediction.secondsPerLocalIteration = 0.03
         let stdout = ["ml_tomo: a log line", RunEvents.line(prediction), "{not json", RunEvents.line(iteration), ""]
             .joined(separator: "\n")
         #expect(try RunEvents.decode(IterationEvent.self, from: stdout) == [iteration])
