@@ -111,7 +111,7 @@ import Volumes
 
         // A two-pass local search (--ang_search around the input angles): its coarse pass exactly.
         let local = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "runL/x", "--nref", "2", "--ang", "15",
-                     "--ang_search", "30", "--iter", "1"] + wedge
+                     "--ang_search", "30", "--two_pass_local", "--iter", "1"] + wedge
         let dryL = try await refine(ws, local + ["--dry-run"])
         let pL = try #require(try RunEvents.decode(PredictionEvent.self, from: dryL.stdout).first, "no prediction line: \(dryL)")
         let runL = try await refine(ws, local)

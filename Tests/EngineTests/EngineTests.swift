@@ -401,7 +401,7 @@ struct Scenario {
         func run(adaptive: Bool) throws -> (Model, [ParticleResult], [IterationStatistics], Scenario) {
             let s = try Scenario(count: 24, noise: 0.15, distinct: true) {
                 $0.angularStep = 15; $0.iterations = 2; $0.classic = classic; $0.adaptiveSearch = adaptive
-                $0.angSearch = angSearch
+                $0.angSearch = angSearch; $0.twoPassLocalSearch = true
             }
             let refs = try InitialReferences.prepare(loaded: s.truthReferences, setup: s.refinement.setup)
             let model = try s.refinement.initialModel(references: refs.references, given: true)
