@@ -147,14 +147,14 @@ public struct CostPrediction: Sendable {
                                c2rSeconds: timed.c2r, rotationSeconds: timed.rotation)
         if o.usesAdaptiveSearch && !o.onlyAverage, let fine = setup.sampling,
            let coarse = CoarseGrid(fine: fine, local: setup.localSearch != nil) {
+            let matrices = (0 ..< coarse.sampling.count).map { coarse.sampling.orientations.unperturbedAngles($0).matrix }
             var fewest = Double(coarse.children.map(\.count).min() ?? 1)
-            var sharp = setup.localSearch == nil ? Self.sharpPosteriorChildren(coarse) : 0
+            var sharp = setup.localSearch == nil ? Self.sharpPosteriorChildren(coarse, matrices: matrices) : 0
             var coarsePerImage = Double(coarse.sampling.count)
             if let local = setup.localSearch, n > 0 {
                 // Pass 1 of a local search: the coarse orientations within --ang_search + one coarse step
                 // of the centre (as `Refinement.coarsePass`); pass 2 at most the local candidates.
                 let reach = min(180, o.angSearch + coarse.sampling.angularStep)
-                let matrices = (0 ..< coarse.sampling.count).map { coarse.sampling.orientations.unperturbedAngles($0).matrix }
                 let step = max(1, n / 64)
                 var coarseCounts: [Int] = [], fineCounts: [Int] = []
                 for i in stride(from: 0, to: n, by: step) {
@@ -164,8 +164,7 @@ public struct CostPrediction: Sendable {
                     coarseCounts.append(near == 0 ? matrices.count : near)
                     // Pass 2 with a sharp posterior at the centre: the candidates within one coarse step
                     // of the coarse samples nearest to it (as `SearchPlan.localPass2`).
-                    let kept = matrices.indices.sorted { (distances[$0], $0) < (distances[$1], $1) }
-                        .prefix(SearchRestriction.minimumCoarseSamples).map { matrices[$0] }
+                    let kept = Self.nearestCoarseSamples(distances).map { matrices[$0] }
                     let candidates = local.candidates(around: inputAngles[i])
                     let visited = candidates.filter { a in
                         let m = fine.orientations.unperturbedAngles(a).matrix
@@ -178,7 +177,6 @@ public struct CostPrediction: Sendable {
                 fewest = min(1, perImage)
             } else if o.autoLocalFraction > 0 {
                 let reach = Refinement.localReachInCoarseSteps * coarse.sampling.angularStep
-                let matrices = (0 ..< coarse.sampling.count).map { coarse.sampling.orientations.unperturbedAngles($0).matrix }
                 let step = max(1, matrices.count / 64)
                 let sample = stride(from: 0, to: matrices.count, by: step).map { c in
                     matrices.reduce(0) { $0 + (rotationDistance($1, matrices[c]) <= reach ? 1 : 0) }
@@ -187,11 +185,12 @@ public struct CostPrediction: Sendable {
             }
             p.coarseTriples = Int((Double(n) * coarsePerImage).rounded()) * classes
             p.coarseDim = setup.croppedDim(radius: min(radius, coarse.radius))
-            p.coarseC2RSeconds = kernels(p.coarseDim, o.rotationPadding).c2r
+            let coarseKernels = kernels(p.coarseDim, o.rotationPadding)
+            p.coarseC2RSeconds = coarseKernels.c2r
+            p.coarseRotationSeconds = coarseKernels.rotation
             p.triples = p.coarseTriples + triples
             p.triplesAtLeast = p.coarseTriples + Int((Double(n) * fewest).rounded()) * classes
             p.triplesExpected = p.coarseTriples + Int((Double(n) * max(fewest, sharp)).rounded()) * classes
-            p.coarseRotationSeconds = kernels(p.coarseDim, o.rotationPadding).rotation
             if setup.localSearch != nil {
                 p.rotationsPerRank = Int(min(Double(fine.count), Double(busiest) * sharp).rounded())
                 p.coarseRotationsPerRank = Int(min(Double(coarse.sampling.count), Double(busiest) * coarsePerImage).rounded())
@@ -205,18 +204,24 @@ public struct CostPrediction: Sendable {
     /// The fine orientations an image with a sharp pass-1 posterior visits: the union of the children of
     /// a coarse sample and of its `minimumCoarseSamples` − 1 nearest coarse neighbours, averaged over
     /// an even sample of the coarse grid.
-    static func sharpPosteriorChildren(_ coarse: CoarseGrid) -> Double {
-        let count = coarse.sampling.count
+    /// `matrices`: the coarse grid's unperturbed rotations.
+    static func sharpPosteriorChildren(_ coarse: CoarseGrid, matrices: [Matrix3]) -> Double {
+        let count = matrices.count
         guard count > 0 else { return 0 }
-        let matrices = (0 ..< count).map { coarse.sampling.orientations.unperturbedAngles($0).matrix }
         let step = max(1, count / 64)
         let sizes = stride(from: 0, to: count, by: step).map { c -> Int in
-            let distances = matrices.map { rotationDistance($0, matrices[c]) }
-            let nearest = matrices.indices.sorted { (distances[$0], $0) < (distances[$1], $1) }
             var union = Set<Int32>()
-            for j in nearest.prefix(SearchRestriction.minimumCoarseSamples) { union.formUnion(coarse.children[j]) }
+            for j in nearestCoarseSamples(matrices.map { rotationDistance($0, matrices[c]) }) {
+                union.formUnion(coarse.children[j])
+            }
             return union.count
         }
         return Double(sizes.reduce(0, +)) / Double(sizes.count)
+    }
+
+    /// The coarse samples a sharp pass-1 posterior keeps: the `minimumCoarseSamples` nearest to its peak
+    /// (`distances`: from every coarse sample to it; ties by index).
+    private static func nearestCoarseSamples(_ distances: [Double]) -> ArraySlice<Int> {
+        distances.indices.sorted { (distances[$0], $0) < (distances[$1], $1) }.prefix(SearchRestriction.minimumCoarseSamples)
     }
 }

@@ -26,6 +26,19 @@ import Volumes
 
     private let wedge = ["--missing", "wedges.doc"]
 
+    /// Runs `arguments` with `--dry-run`, then for real: the dry run's output and prediction line, and the
+    /// run's first iteration line.
+    private func predictThenRun(_ ws: Workspace, _ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation)
+        async throws -> (dry: ProcessResult, prediction: PredictionEvent, iteration: IterationEvent) {
+        let dry = try await refine(ws, arguments + ["--dry-run"], sourceLocation: sourceLocation)
+        let prediction = try #require(try RunEvents.decode(PredictionEvent.self, from: dry.stdout).first,
+                                      "no prediction line: \(dry)", sourceLocation: sourceLocation)
+        let run = try await refine(ws, arguments, sourceLocation: sourceLocation)
+        let iteration = try #require(try RunEvents.decode(IterationEvent.self, from: run.stdout).first,
+                                     "no iteration line: \(run)", sourceLocation: sourceLocation)
+        return (dry, prediction, iteration)
+    }
+
     // MARK: Input orientations
 
     @Test func dontAlignKeepsEveryAngleAndShiftFromTheDoc() async throws {
@@ -96,10 +109,7 @@ import Volumes
         // The default two-pass search (--ang 15): its coarse pass exactly, its fine pass within the predicted bounds.
         let fine = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "run15/x", "--nref", "2", "--ang", "15",
                     "--iter", "1"] + wedge
-        let dry15 = try await refine(ws, fine + ["--dry-run"])
-        let p15 = try #require(try RunEvents.decode(PredictionEvent.self, from: dry15.stdout).first, "no prediction line: \(dry15)")
-        let run15 = try await refine(ws, fine)
-        let it15 = try #require(try RunEvents.decode(IterationEvent.self, from: run15.stdout).first, "no iteration line: \(run15)")
+        let (dry15, p15, it15) = try await predictThenRun(ws, fine)
         #expect(p15.coarseTriples > 0 && p15.coarseTriples == it15.coarseTriples,
                 "coarse: predicted \(p15.coarseTriples), evaluated \(it15.coarseTriples)")
         #expect(p15.triplesAtLeast <= it15.triples && it15.triples <= p15.triples,
@@ -112,10 +122,7 @@ import Volumes
         // A two-pass local search (--ang_search around the input angles): its coarse pass exactly.
         let local = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "runL/x", "--nref", "2", "--ang", "15",
                      "--ang_search", "30", "--two_pass_local", "--iter", "1"] + wedge
-        let dryL = try await refine(ws, local + ["--dry-run"])
-        let pL = try #require(try RunEvents.decode(PredictionEvent.self, from: dryL.stdout).first, "no prediction line: \(dryL)")
-        let runL = try await refine(ws, local)
-        let itL = try #require(try RunEvents.decode(IterationEvent.self, from: runL.stdout).first, "no iteration line: \(runL)")
+        let (_, pL, itL) = try await predictThenRun(ws, local)
         #expect(pL.coarseTriples > 0 && pL.coarseTriples == itL.coarseTriples,
                 "local coarse: predicted \(pL.coarseTriples), evaluated \(itL.coarseTriples)")
         #expect(itL.triples <= pL.triples, "local: evaluated \(itL.triples) triples, predicted at most \(pL.triples)")
