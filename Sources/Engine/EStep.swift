@@ -350,10 +350,15 @@ public enum EStep {
     /// With `centres`, image i visits only the orientations within `reach` degrees of `centres[i]` (all
     /// of them where that is nil).
     static func coarsePosteriors(setup: RefinementSetup, model: Model, particles: [Particle], iteration: Int,
-                                 centres: [Matrix3?]? = nil, reach: Double = 0, progress: EStepProgress? = nil) throws
+                                 centres: [Matrix3?]? = nil, reach: Double = 0, neighbourhoods: [[Int]]? = nil,
+                                 progress: EStepProgress? = nil) throws
         -> (posteriors: [[(orientation: Int32, klass: Int32, logWeight: Double)]], triples: Int) {
         var plan = SearchPlan.make(setup: setup, particles: particles, previous: nil, iteration: iteration)
-        if let centres, reach > 0 { plan = plan.local(around: centres, reach: reach) }
+        if let neighbourhoods {
+            plan = plan.visiting(neighbourhoods)
+        } else if let centres, reach > 0 {
+            plan = plan.local(around: centres, reach: reach)
+        }
         var coarseTables = try makeTables(setup: setup, model: model, particles: particles, plan: plan,
                                           progress: progress, phase: .coarse)
         // Every kept orientation may hold its samples in all classes: keeping M × K samples guarantees

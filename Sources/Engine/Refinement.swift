@@ -267,28 +267,29 @@ public struct Refinement: Sendable {
     /// most the current radius), and the fine triples it leaves for pass 2.
     /// Under automatic local refinement (`model.localSearchReach` > 0) each image visits only the coarse
     /// orientations within that reach of its `previous` orientation, unless that pose was uncertain.
-    /// In a local search (`--ang_search`) it visits those within `--ang_search` plus one coarse step of
-    /// the centre of its local search (the fine candidates' nearest coarse samples); pass 2 then keeps
-    /// only the fine candidates of the local search (`SearchPlan.make`).
+    /// In a local search (`--ang_search`) it visits the coarse orientations nearest to its fine
+    /// candidates (`CoarseGrid.localSamples`); pass 2 then keeps only the fine candidates of the local
+    /// search (`SearchPlan.make`).
     func coarsePass(_ coarse: CoarseGrid, radius: Int, model: Model, particles: [Particle],
                     previous: [ParticleResult]?, iteration: Int) throws -> SearchRestriction {
         let d = setup.dim
         let cd = setup.croppedDim(radius: min(radius, coarse.radius))
         let cs = try setup.cropped(to: cd, sampling: coarse.sampling)
         let cp = cd == d ? particles : particles.map { $0.cropped(to: cs, from: d) }
-        let centres: [Matrix3?]?
-        let reach: Double
-        if setup.localSearch != nil {
-            centres = particles.indices.map { SearchPlan.localCentre(of: $0, particles: particles, previous: previous).matrix }
-            reach = min(180, setup.options.angSearch + coarse.sampling.angularStep)
-        } else {
-            centres = model.localSearchReach > 0 && previous?.count == particles.count
-                ? previous!.map { $0.maxProbability >= Self.localCertainty ? $0.angles.matrix : nil } : nil
-            reach = model.localSearchReach
+        var centres: [Matrix3?]? = nil
+        var neighbourhoods: [[Int]]? = nil
+        if let local = setup.localSearch, let fine = setup.sampling {
+            neighbourhoods = coarse.localSamples(candidates: particles.indices.map {
+                SearchPlan.localCandidates(local, around: SearchPlan.localCentre(of: $0, particles: particles, previous: previous),
+                                           gridCount: fine.count)
+            })
+        } else if model.localSearchReach > 0 && previous?.count == particles.count {
+            centres = previous!.map { $0.maxProbability >= Self.localCertainty ? $0.angles.matrix : nil }
         }
         let (posteriors, triples) = try EStep.coarsePosteriors(setup: cs, model: model.resized(to: cd),
                                                                particles: cp, iteration: iteration, centres: centres,
-                                                               reach: reach, progress: progress)
+                                                               reach: model.localSearchReach,
+                                                               neighbourhoods: neighbourhoods, progress: progress)
         return SearchRestriction.make(coarse: coarse, posteriors: posteriors, classes: model.classCount,
                                       fraction: setup.options.adaptiveFraction, coarseTriples: triples)
     }

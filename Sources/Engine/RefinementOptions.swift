@@ -107,11 +107,10 @@ public struct RefinementOptions: Sendable, Equatable {
     /// box cropped to what that grid resolves, then the fine grid only around the coarse orientations
     /// (and classes) that hold `adaptiveFraction` of each image's posterior.
     public var adaptiveSearch: Bool = true
-    /// Local searches (`--ang_search`) in two passes as well (`--two_pass_local`). Off by default: on the
-    /// seed's test chain (6 + 2 + 2 + 6 iterations instead of the seed's 15 + 5 + 5 + 20) the two-pass local
-    /// lines ended at class accuracy 0.69 against the one-pass search's 0.78 (fitted medians 9.2° and 7.0°
-    /// against 7.2° and 5.7°); with the seed's full iteration counts both reach 1.00 (DEVIATIONS.md).
-    public var twoPassLocalSearch: Bool = false
+    /// Local searches (`--ang_search`) in two passes as well (`--one_pass_local` turns it off). Pass 1 visits the
+    /// coarse orientations the particle's fine candidates reach (`CoarseGrid.localSamples`); on the seed's
+    /// chain it gives the one-pass search's poses 1.6–5.6× faster (DEVIATIONS.md).
+    public var twoPassLocalSearch: Bool = true
     /// Posterior mass of the coarse pass kept for the fine pass (`--adaptive_fraction`).
     public var adaptiveFraction: Double = 0.999
     /// Automatic local refinement of the two-pass search (`--auto_local`): once fewer than this fraction
@@ -140,8 +139,7 @@ public struct RefinementOptions: Sendable, Equatable {
 
     /// Whether this run searches in two passes: the resolution-limited mode's exhaustive grid, and its
     /// local searches (`--ang_search`: pass 1 on the coarse orientations near each particle's pose) with
-    /// `twoPassLocalSearch`. The
-    /// classic computation keeps the original's one-pass search: with it the two-pass search sent the
+    /// `twoPassLocalSearch`. The classic computation keeps the original's one-pass search: with it the two-pass search sent the
     /// seed's external-reference line (`--ref`, one iteration at 15°, a reference on another grey scale)
     /// to a median error of 54° instead of < 15°, not yet understood. Fixed orientations and maxCC keep
     /// their one-pass search too.

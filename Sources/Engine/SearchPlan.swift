@@ -48,10 +48,8 @@ struct SearchPlan: Sendable {
             return SearchPlan(angles: angles, matrices: matrices, visitors: nil,
                               visitCount: [Int](repeating: angles.count, count: particles.count))
         }
-        let candidates = particles.indices.map { i -> [Int] in
-            let centre = localCentre(of: i, particles: particles, previous: previous)
-            let cands = Array(Set(local.candidates(around: centre).filter { $0 >= 0 && $0 < angles.count })).sorted()
-            return cands.isEmpty ? Array(0 ..< angles.count) : cands  // nothing near: search everything
+        let candidates = particles.indices.map {
+            localCandidates(local, around: localCentre(of: $0, particles: particles, previous: previous), gridCount: angles.count)
         }
         let counts = candidates.map(\.count)
         guard let restriction else {
@@ -63,6 +61,12 @@ struct SearchPlan: Sendable {
         }
         return localPass2(angles: angles, matrices: matrices, candidates: candidates, restriction: restriction,
                           fine: setup.sampling!)
+    }
+
+    /// A local search's fine candidates around `centre` (ascending, distinct); the whole grid when none is near.
+    static func localCandidates(_ local: any OrientationCandidateSource, around centre: EulerAngles, gridCount: Int) -> [Int] {
+        let cands = Array(Set(local.candidates(around: centre).filter { $0 >= 0 && $0 < gridCount })).sorted()
+        return cands.isEmpty ? Array(0 ..< gridCount) : cands
     }
 
     /// The centre of image i's local search: its last best orientation, or its input orientation before
@@ -97,11 +101,18 @@ struct SearchPlan: Sendable {
     /// (the whole grid where the centre is nil or none is that close): the coarse pass of automatic local
     /// refinement.
     func local(around centres: [Matrix3?], reach: Double) -> SearchPlan {
+        visiting(centres.map { centre in
+            centre.map { c in matrices.indices.filter { rotationDistance(matrices[$0], c) <= reach } } ?? []
+        })
+    }
+
+    /// The same grid with image i visiting only the orientations `lists[i]` (ascending indices; the whole
+    /// grid where the list is empty).
+    func visiting(_ lists: [[Int]]) -> SearchPlan {
         var visitors = [[Int32]](repeating: [], count: count)
-        var counts = [Int](repeating: 0, count: centres.count)
-        for (i, centre) in centres.enumerated() {
-            var near = centre.map { c in matrices.indices.filter { rotationDistance(matrices[$0], c) <= reach } } ?? []
-            if near.isEmpty { near = Array(matrices.indices) }
+        var counts = [Int](repeating: 0, count: lists.count)
+        for (i, list) in lists.enumerated() {
+            let near = list.isEmpty ? Array(matrices.indices) : list
             counts[i] = near.count
             for a in near { visitors[a].append(Int32(i)) }
         }

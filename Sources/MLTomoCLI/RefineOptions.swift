@@ -166,7 +166,10 @@ struct RefineOptions: ParsableArguments {
     @Flag(name: .customLong("exhaustive"), help: "One pass over the whole orientation grid instead of the default two-pass search (coarse grid of twice --ang in a cropped box, then --ang only around the coarse orientations that hold --adaptive_fraction of each particle's posterior). --classic always searches in one pass.")
     var exhaustive = false
 
-    @Flag(name: .customLong("two_pass_local"), help: "Local searches (--ang_search) in two passes too: the coarse orientations within the range first, then the particle's candidates near the coarse samples it kept. 1.6-5.6x faster on the seed's local lines, but slower to converge in their first iterations (class accuracy 0.69 against 0.78 after the seed test's 6 iterations), so not the default.")
+    @Flag(name: .customLong("one_pass_local"), help: "Local searches (--ang_search) in one pass over each particle's candidates, as the original, instead of the default two passes (the coarse orientations the candidates reach first, then the candidates near the coarse samples that hold --adaptive_fraction of the posterior).")
+    var onePassLocal = false
+
+    @Flag(name: .customLong("two_pass_local"), help: ArgumentHelp("Two-pass local searches: the default now; accepted for scripts that give it.", visibility: .hidden))
     var twoPassLocal = false
 
     @Option(name: .customLong("adaptive_fraction"), help: ArgumentHelp("Two-pass search: posterior mass of the coarse pass whose neighbourhood the fine pass searches.", valueName: "f"))
@@ -234,7 +237,7 @@ struct RefineOptions: ParsableArguments {
         e.resolutionIncrement = incrSize
         e.consensusIterations = consensusIter
         e.adaptiveSearch = !exhaustive
-        e.twoPassLocalSearch = twoPassLocal && !exhaustive
+        e.twoPassLocalSearch = !onePassLocal && !exhaustive
         e.adaptiveFraction = adaptiveFraction
         e.autoLocalFraction = autoLocal
         return e
@@ -246,6 +249,7 @@ struct RefineOptions: ParsableArguments {
     func validate() throws {
         func bad(_ message: String) -> ValidationError { ValidationError(message) }
         if classic && map { throw bad("--classic and --map are mutually exclusive: give one of them") }
+        if onePassLocal && twoPassLocal { throw bad("--one_pass_local and --two_pass_local are mutually exclusive: give one of them") }
         switch (nref, ref) {
         case (nil, nil):
             if !onlyAverage { throw bad("give --nref <K> (references generated from random subsets) or --ref <file>") }

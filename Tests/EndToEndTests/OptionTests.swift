@@ -119,14 +119,19 @@ import Volumes
         #expect(p15.localCoarseTriples > 0 && p15.localCoarseTriples < p15.coarseTriples / 4,
                 "automatic local refinement: \(p15.localCoarseTriples) coarse triples of \(p15.coarseTriples)")
 
-        // A two-pass local search (--ang_search around the input angles): its coarse pass exactly.
+        // A local search (--ang_search around the input angles), two-pass by default: its coarse pass exactly.
         let local = ["-i", "images.sel", "--doc", "images.doc", "--oroot", "runL/x", "--nref", "2", "--ang", "15",
-                     "--ang_search", "30", "--two_pass_local", "--iter", "1"] + wedge
+                     "--ang_search", "30", "--iter", "1"] + wedge
         let (_, pL, itL) = try await predictThenRun(ws, local)
         #expect(pL.coarseTriples > 0 && pL.coarseTriples == itL.coarseTriples,
                 "local coarse: predicted \(pL.coarseTriples), evaluated \(itL.coarseTriples)")
         #expect(itL.triples <= pL.triples, "local: evaluated \(itL.triples) triples, predicted at most \(pL.triples)")
         #expect(pL.localCoarseTriples == 0)
+        // --one_pass_local: the original's local search over every candidate, no coarse pass.
+        let (_, p1, it1) = try await predictThenRun(ws, local.map { $0 == "runL/x" ? "runL1/x" : $0 } + ["--one_pass_local"])
+        #expect(p1.coarseTriples == 0 && it1.coarseTriples == 0 && p1.triplesAtLeast <= it1.triples && it1.triples <= p1.triples
+                && it1.triples > itL.triples,
+                "one-pass local: predicted \(p1.triples), evaluated \(it1.triples) (coarse \(it1.coarseTriples)); two-pass \(itL.triples)")
     }
 
     // MARK: Searches

@@ -50,6 +50,8 @@ import Volumes
         ("dont_rotate with ang_search", base + ["--nref", "2", "--dont_rotate", "--ang_search", "10"], "--ang_search makes no sense"),
         ("mask without dont_align", base + ["--nref", "2", "--mask", "mask2.mrc"], "only valid together with --dont_align"),
         ("nref with ref", base + ["--nref", "2", "--ref", "truth_ref000001.mrc"], "mutually exclusive"),
+        ("one- and two-pass local", base + ["--nref", "2", "--ang_search", "20", "--one_pass_local", "--two_pass_local"],
+         "--one_pass_local and --two_pass_local are mutually exclusive"),
         ("neither nref nor ref", base, "give --nref"),
         ("nref 0", base + ["--nref", "0"], "--nref must be at least 1"),
         ("dim above the box", base + ["--nref", "2", "--dim", "32"], "--dim 32 is larger than the input subtomograms"),
