@@ -91,8 +91,8 @@ struct CoarseGrid: Sendable {
     /// Pass 1 of a local search: the coarse orientations nearest to the particle's fine candidates
     /// (ascending; `candidates`: indices into the fine grid). The candidates follow the original's rule,
     /// which near a pole lets every psi through, so they can lie up to 180° from the centre; a ball of
-    /// --ang_search + one coarse step around the centre missed those: on the seed's set 4 of 36
-    /// consensus flips (130–137° off) that the one-pass ±50° search turned back stayed flipped under the
+    /// --ang_search + one coarse step around the centre missed those: on the seed's set 5 of 36
+    /// consensus flips (109–137° off) that the one-pass ±50° search turned back stayed flipped under the
     /// two-pass search. Nearest, not every sample within a coarse step: at ±30° and 15° on the test
     /// phantom that would make pass 1 alone cost more than the one-pass search.
     /// One list per image (`candidates[i]`: its fine candidates); each fine orientation is looked up once.

@@ -107,9 +107,9 @@ public struct RefinementOptions: Sendable, Equatable {
     /// box cropped to what that grid resolves, then the fine grid only around the coarse orientations
     /// (and classes) that hold `adaptiveFraction` of each image's posterior.
     public var adaptiveSearch: Bool = true
-    /// Local searches (`--ang_search`) in two passes as well (`--one_pass_local` turns it off). Pass 1 visits the
-    /// coarse orientations the particle's fine candidates reach (`CoarseGrid.localSamples`); on the seed's
-    /// chain it gives the one-pass search's poses 1.6–5.6× faster (DEVIATIONS.md).
+    /// Local searches (`--ang_search`) in two passes as well (`--one_pass_local` turns it off). Pass 1 visits
+    /// the coarse orientations nearest to the particle's fine candidates (`CoarseGrid.localSamples`); on the
+    /// seed's 1-class local lines it gives the one-pass search's poses 4–5× faster (DEVIATIONS.md).
     public var twoPassLocalSearch: Bool = true
     /// Posterior mass of the coarse pass kept for the fine pass (`--adaptive_fraction`).
     public var adaptiveFraction: Double = 0.999

@@ -447,7 +447,7 @@ extension AdaptiveSearchTests {
     /// pose is the truth turned in-plane by 130° has the truth among its ±50° candidates although it is
     /// 130° away. The one-pass search finds it; pass 1 of the two-pass search must visit the coarse
     /// samples there too. With pass 1 limited to the ball of --ang_search + one coarse step (80°) around
-    /// the pose, these particles stayed turned (on the seed's set: 4 of 36 consensus flips).
+    /// the pose, these particles stayed turned (on the seed's set: 5 of 36 consensus flips).
     @Test func twoPassLocalSearchReachesWhatThePoleRuleLetsThrough() throws {
         func run(twoPass: Bool) throws -> (results: [ParticleResult], turned: [Int], scenario: Scenario) {
             let s = try Scenario(count: 24, noise: 0.15, distinct: true) {
