@@ -85,6 +85,12 @@ public enum AtomicFile {
         private let lock = NSLock()
         private var paths = Set<String>()
 
+        func contains(_ path: String) -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return paths.contains(path)
+        }
+
         /// Runs `create` (which makes the file and returns its path, or nil) and records the path.
         func create(_ create: () -> String?) -> String? {
             lock.lock()
@@ -123,6 +129,35 @@ public enum AtomicFile {
     }
 
     private static let pending = PendingTemporaries()
+
+    /// Removes the temporary files that earlier writes into `directory` left behind (`.<name>.tmp.XXXXXX`
+    /// whose destination `<name>` starts with `prefix`) and returns their paths. A process ended between
+    /// creating such a file and renaming it leaves one: a SIGKILL at a Slurm time limit, or mpirun ending
+    /// rank 0 because another rank detected a hang (rank 0's own abort removes its pending files, but its
+    /// SIGTERM handler cannot: SIGTERM also asks for a stop after the current iteration, whose writes
+    /// must go on). Only names `<prefix>.…` or `<prefix>_…`, and only files unmodified for `minimumAge`
+    /// seconds: another run writing into the same directory (an `--oroot` that starts the same way) may
+    /// have a write in progress, and removing its temporary file would make its rename fail. Files this
+    /// process is writing are kept.
+    public static func removeAbandonedTemporaries(in directory: String, forNamesStartingWith prefix: String,
+                                                  minimumAge: TimeInterval = 300, now: Date = Date()) -> [String] {
+        guard !prefix.isEmpty, let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        var removed: [String] = []
+        for name in names.sorted() where name.hasPrefix("." + prefix) {
+            let rest = name.dropFirst(1 + prefix.count)
+            guard rest.first == "." || rest.first == "_" else { continue }
+            // mkstemp's suffix: ".tmp." and six characters of [A-Za-z0-9].
+            let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count >= 4, parts[parts.count - 2] == "tmp", parts.last!.count == 6,
+                  parts.last!.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else { continue }
+            let path = directory == "/" ? "/" + name : directory + "/" + name
+            guard !pending.contains(path),
+                  let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                  now.timeIntervalSince(modified) >= minimumAge else { continue }
+            if unlink(path) == 0 { removed.append(path) }
+        }
+        return removed
+    }
 
     // MARK: - Internals
 

@@ -58,6 +58,16 @@ struct RefineOutputs {
         return String(dir)
     }
 
+    /// Removes the temporary files of this `oroot`'s outputs that an earlier run, killed mid-write, left in
+    /// the output directory (`AtomicFile.removeAbandonedTemporaries`); returns their paths.
+    func removeAbandonedTemporaries() -> [String] {
+        let dir = Self.parent(of: oroot)
+        var name = Substring(oroot)
+        while name.count > 1, name.hasSuffix("/") { name = name.dropLast() }
+        if let slash = name.lastIndex(of: "/") { name = name[name.index(after: slash)...] }
+        return AtomicFile.removeAbandonedTemporaries(in: dir.isEmpty ? "." : dir, forNamesStartingWith: String(name))
+    }
+
     /// Creates the output directory of `oroot` if needed.
     func prepareDirectory() throws {
         let dir = Self.parent(of: oroot)

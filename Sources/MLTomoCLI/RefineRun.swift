@@ -74,6 +74,12 @@ struct RefineRun {
             return
         }
 
+        if rank == 0 {
+            let removed = outputs.removeAbandonedTemporaries()
+            if !removed.isEmpty {
+                log.warning("removed \(removed.count) temporary file(s) that an earlier run, ended mid-write, left: \(removed.prefix(5).joined(separator: ", "))\(removed.count > 5 ? ", …" : "")")
+            }
+        }
         var clock = Stopwatch()
         let particles = try communicator.agree {
             try ValidationFailure.reading { try loadParticles(mine, inputs: inputs, refinement: refinement, focus: focus) }

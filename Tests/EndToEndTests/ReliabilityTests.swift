@@ -143,6 +143,28 @@ import Glibc
         print("full disk: iterations \(complete) complete on the 600 KiB tmpfs")
     }
 
+    /// A run started (or restarted) on an output root whose directory holds a temporary file that a killed
+    /// run left mid-write removes it and says so; a dry run touches nothing.
+    @Test func aRunRemovesTheTemporaryFilesAKilledRunLeft() async throws {
+        let ws = try Workspace("stale-temporaries")
+        try await ws.simulate("data", particles: 12, size: 24, classes: 2, snr: 1)
+        try FileManager.default.createDirectory(atPath: ws.file("run"), withIntermediateDirectories: true)
+        let stale = ws.file("run/.x_it000002.h5.tmp.k1LLed"), other = ws.file("run/.y_it000002.h5.tmp.k1LLed")
+        for path in [stale, other] {
+            try Data("half an HDF5 file".utf8).write(to: URL(fileURLWithPath: path))
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: path)
+        }
+        let base = arguments(oroot: ws.file("run/x"), iterations: 1)
+        let dry = try await ProcessRunner.mpirun(ranks: 2, base + ["--dry-run"], currentDirectory: ws.file("data"), timeout: 300)
+        #expect(dry.status == 0 && FileManager.default.fileExists(atPath: stale), "\(dry)")
+        let run = try await ProcessRunner.mpirun(ranks: 2, base, currentDirectory: ws.file("data"), timeout: 300)
+        #expect(run.status == 0, "\(run)")
+        #expect(!FileManager.default.fileExists(atPath: stale))
+        #expect(FileManager.default.fileExists(atPath: other), "another output root's file was removed")
+        #expect(RunFiles.count("removed 1 temporary file(s) that an earlier run, ended mid-write, left: \(stale)", in: run.stderr) == 1,
+                "\(run)")
+    }
+
     /// Memory known before it runs out: every run logs what each node's ranks need against what it has; with
     /// a limit below that (forced through ML_TOMO_MEMORY_LIMIT), the run and its dry run are refused before
     /// loading, with the figures and the fix, status 1 on every rank, nothing written.

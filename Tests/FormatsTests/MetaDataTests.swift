@@ -287,6 +287,26 @@ let seedWedgesExample = """
         #expect(s.contents.isEmpty)
     }
 
+    /// Temporaries a killed run left (`.<name>.tmp.XXXXXX`) are removed for names of this output root only
+    /// (`x.…`, `x_…`), and only when unmodified for the minimum age (another run may be writing).
+    @Test func abandonedTemporariesOfThisOutputRootAreRemoved() throws {
+        let s = Scratch()
+        defer { s.cleanup() }
+        let old = Date(timeIntervalSinceNow: -3600)
+        let files = [".x_it000003.doc.tmp.AbC123", ".x.h5.tmp.Zz9Yy8", ".x_it000004.doc.tmp.Fresh1", ".xy.doc.tmp.Qq1Ww2",
+                     "x.doc", ".x.doc.tmp.short", "notes.tmp.AbC123"]
+        for f in files { _ = s.write("partial", to: f) }
+        for f in files where f != ".x_it000004.doc.tmp.Fresh1" {
+            try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: s.path(f))
+        }
+        let removed = AtomicFile.removeAbandonedTemporaries(in: s.dir, forNamesStartingWith: "x")
+        #expect(removed == [s.path(".x.h5.tmp.Zz9Yy8"), s.path(".x_it000003.doc.tmp.AbC123")])
+        #expect(s.contents == [".x.doc.tmp.short", ".x_it000004.doc.tmp.Fresh1", ".xy.doc.tmp.Qq1Ww2", "notes.tmp.AbC123", "x.doc"])
+        // The fresh one goes once it is old enough.
+        #expect(AtomicFile.removeAbandonedTemporaries(in: s.dir, forNamesStartingWith: "x", now: Date(timeIntervalSinceNow: 400))
+                == [s.path(".x_it000004.doc.tmp.Fresh1")])
+    }
+
     @Test func notFoundFile() throws {
         let e = try #require(formatError { _ = try MetaDataFile.read("/nonexistent/dir/images.doc") })
         #expect(e.kind == .notFound)
