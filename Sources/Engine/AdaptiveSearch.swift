@@ -43,9 +43,9 @@ struct CoarseGrid: Sendable {
         // Voronoi cell): with cells alone a particle whose pose lay between two coarse samples was often
         // refined in the wrong cell (on the test phantom 7 of 24 ended 25–32° off, against ≤ 12° for the
         // exhaustive search).
-        children = local ? [] : Self.neighbourhoods(fine: fine, coarse: coarse, reach: coarse.angularStep)
-        radius = Self.resolvableRadius(step: fine.angularStep)
         matrices = (0 ..< coarse.count).map { coarse.orientations.unperturbedAngles($0).matrix }
+        children = local ? [] : Self.neighbourhoods(fine: fine, coarse: coarse, coarseMatrices: matrices, reach: coarse.angularStep)
+        radius = Self.resolvableRadius(step: fine.angularStep)
         if local {
             let cosNear = cos(min(180, 1.5 * coarse.angularStep) * Double.pi / 180)
             nearDirections = fine.directions.map { f in
@@ -114,9 +114,9 @@ struct CoarseGrid: Sendable {
     /// direction (all coarse psi); every fine orientation is also given to its nearest coarse one, so
     /// the neighbourhoods cover the grid. Unperturbed matrices: both grids are perturbed by the same
     /// right factor, which leaves the distances unchanged.
-    static func neighbourhoods(fine: AngularSampling, coarse: AngularSampling, reach: Double) -> [[Int32]] {
+    static func neighbourhoods(fine: AngularSampling, coarse: AngularSampling, coarseMatrices: [Matrix3],
+                               reach: Double) -> [[Int32]] {
         let cosNear = cos(min(180, reach + coarse.angularStep) * Double.pi / 180)
-        let coarseMatrices = (0 ..< coarse.count).map { coarse.orientations.unperturbedAngles($0).matrix }
         let nearDirections: [[Int]] = fine.directions.map { f in
             let near = coarse.directions.indices.filter { (coarse.directions[$0] * f).sum() >= cosNear }
             return near.isEmpty ? Array(coarse.directions.indices) : near
@@ -163,6 +163,9 @@ struct SearchRestriction: Sendable {
     /// coarse step) within which pass 2 visits the image's candidates around them.
     var keptCoarse: [[Matrix3]]? = nil
     var reach = 0.0
+    /// A local search's fine candidates per image, as pass 1 found them (`SearchPlan.localCandidates`),
+    /// so that pass 2 does not scan the grid for them again.
+    var localCandidates: [[Int]]? = nil
 
     /// Keeps, per image, the smallest set of coarse (orientation, class) samples that holds `fraction`
     /// of its pass-1 posterior (all samples when pass 1 found none) and expands them to their children.

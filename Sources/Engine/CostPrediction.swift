@@ -149,7 +149,7 @@ public struct CostPrediction: Sendable {
            let coarse = CoarseGrid(fine: fine, local: setup.localSearch != nil) {
             let matrices = coarse.matrices
             var fewest = Double(coarse.children.map(\.count).min() ?? 1)
-            var sharp = setup.localSearch == nil ? Self.sharpPosteriorChildren(coarse, matrices: matrices) : 0
+            var sharp = setup.localSearch == nil ? Self.sharpPosteriorChildren(coarse) : 0
             var coarsePerImage = Double(coarse.sampling.count)
             if let local = setup.localSearch, n > 0 {
                 // Pass 1 of a local search: the coarse orientations nearest to the fine candidates (as
@@ -204,8 +204,8 @@ public struct CostPrediction: Sendable {
     /// The fine orientations an image with a sharp pass-1 posterior visits: the union of the children of
     /// a coarse sample and of its `minimumCoarseSamples` − 1 nearest coarse neighbours, averaged over
     /// an even sample of the coarse grid.
-    /// `matrices`: the coarse grid's unperturbed rotations.
-    static func sharpPosteriorChildren(_ coarse: CoarseGrid, matrices: [Matrix3]) -> Double {
+    static func sharpPosteriorChildren(_ coarse: CoarseGrid) -> Double {
+        let matrices = coarse.matrices
         let count = matrices.count
         guard count > 0 else { return 0 }
         let step = max(1, count / 64)

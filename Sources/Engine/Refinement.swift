@@ -277,12 +277,15 @@ public struct Refinement: Sendable {
         let cs = try setup.cropped(to: cd, sampling: coarse.sampling)
         let cp = cd == d ? particles : particles.map { $0.cropped(to: cs, from: d) }
         var centres: [Matrix3?]? = nil
+        var candidates: [[Int]]? = nil
         var neighbourhoods: [[Int]]? = nil
         if let local = setup.localSearch, let fine = setup.sampling {
-            neighbourhoods = coarse.localSamples(candidates: particles.indices.map {
+            let found = particles.indices.map {
                 SearchPlan.localCandidates(local, around: SearchPlan.localCentre(of: $0, particles: particles, previous: previous),
                                            gridCount: fine.count)
-            })
+            }
+            candidates = found
+            neighbourhoods = coarse.localSamples(candidates: found)
         } else if model.localSearchReach > 0 && previous?.count == particles.count {
             centres = previous!.map { $0.maxProbability >= Self.localCertainty ? $0.angles.matrix : nil }
         }
@@ -290,8 +293,10 @@ public struct Refinement: Sendable {
                                                                particles: cp, iteration: iteration, centres: centres,
                                                                reach: model.localSearchReach,
                                                                neighbourhoods: neighbourhoods, progress: progress)
-        return SearchRestriction.make(coarse: coarse, posteriors: posteriors, classes: model.classCount,
-                                      fraction: setup.options.adaptiveFraction, coarseTriples: triples)
+        var restriction = SearchRestriction.make(coarse: coarse, posteriors: posteriors, classes: model.classCount,
+                                                 fraction: setup.options.adaptiveFraction, coarseTriples: triples)
+        restriction.localCandidates = candidates
+        return restriction
     }
 
     /// Automatic local refinement: the coarse pass turns local (within `localReachInCoarseSteps` coarse

@@ -48,7 +48,7 @@ struct SearchPlan: Sendable {
             return SearchPlan(angles: angles, matrices: matrices, visitors: nil,
                               visitCount: [Int](repeating: angles.count, count: particles.count))
         }
-        let candidates = particles.indices.map {
+        let candidates = restriction?.localCandidates ?? particles.indices.map {
             localCandidates(local, around: localCentre(of: $0, particles: particles, previous: previous), gridCount: angles.count)
         }
         let counts = candidates.map(\.count)
