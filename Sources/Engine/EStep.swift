@@ -153,6 +153,8 @@ public enum EStep {
         var tables = try makeTables(setup: setup, model: model, particles: particles, plan: plan,
                                     progress: progress, phase: .search, scale: scale ?? .local(particles))
         tables.clock = clock
+        // The samples around each image's best one must outlive the significance cut for its pose peak.
+        if setup.options.refinesPosesBetweenSamples { tables.keepBest = PosePeak.keptSamples * k }
         // Search and posterior.
         let outputClasses = OutputClasses(partition: partition, modelClasses: k)
         let posterior: Posterior
@@ -292,7 +294,16 @@ public enum EStep {
             let ll = logNorm - nObs * Foundation.log((2 * Double.pi).squareRoot() * model.sigmaNoise)
             let pMax = Foundation.exp(best.maxLog - logNorm)
             out.sums.addImage(maxProbability: pMax, logLikelihood: ll, sigmaNoise: 2 * sumD, sigmaOffset: sumS2)
-            out.results.append(ParticleResult(globalIndex: p.globalIndex, angles: plan.angles[Int(best.orientation)],
+            var angles = plan.angles[Int(best.orientation)]
+            if o.refinesPosesBetweenSamples {
+                let around = cands.filter { $0.klass == best.klass && $0.orientation != best.orientation }
+                    .map { (matrix: plan.matrices[Int($0.orientation)], logWeight: $0.logSum) }
+                if let peak = PosePeak.refined(best: plan.matrices[Int(best.orientation)], bestLogWeight: best.logSum,
+                                               samples: around, step: setup.options.angularStep * Double.pi / 180) {
+                    angles = EulerAngles(matrix: peak)
+                }
+            }
+            out.results.append(ParticleResult(globalIndex: p.globalIndex, angles: angles,
                                               shift: bestShift, classNumber: bestClass + 1,
                                               logLikelihood: ll, maxProbability: pMax,
                                               regionNumber: p.regionNumber, halfSet: p.halfSet))

@@ -118,6 +118,9 @@ public struct RefinementOptions: Sendable, Equatable {
     /// the coarse pass searches only within `Refinement.localReachInCoarseSteps` coarse steps of each
     /// particle's last orientation. 0 keeps the coarse pass global.
     public var autoLocalFraction: Double = 0.1
+    /// Report each particle's orientation at the peak of its log-posterior between grid samples
+    /// (`PosePeak`) instead of at the best sample (`--grid_poses` turns it off).
+    public var subGridPoses: Bool = true
 
     public init() {}
 
@@ -146,6 +149,11 @@ public struct RefinementOptions: Sendable, Equatable {
     public var usesAdaptiveSearch: Bool {
         adaptiveSearch && usesResolutionLimit && !fixedOrientation && (angSearch <= 0 || twoPassLocalSearch)
     }
+
+    /// Whether the reported orientations are refined between grid samples (`PosePeak`): the
+    /// resolution-limited mode's searches; the classic computation, maxCC and fixed orientations report
+    /// grid samples as the original.
+    public var refinesPosesBetweenSamples: Bool { subGridPoses && usesResolutionLimit && !fixedOrientation }
 
     /// Whether the M-step imputes unmeasured Fourier components from the current reference.
     public var imputes: Bool { !dontImpute && usesMaximumLikelihood && !usesResolutionLimit }

@@ -169,6 +169,9 @@ struct RefineOptions: ParsableArguments {
     @Flag(name: .customLong("one_pass_local"), help: "Local searches (--ang_search) in one pass over each particle's candidates, as the original, instead of the default two passes (the coarse orientations the candidates reach first, then the candidates near the coarse samples that hold --adaptive_fraction of the posterior).")
     var onePassLocal = false
 
+    @Flag(name: .customLong("grid_poses"), help: "Report each particle's best orientation on the search grid, as the original, instead of the peak of its posterior between the grid samples (a quadratic fitted to the log-weights of the samples around the best one).")
+    var gridPoses = false
+
     @Flag(name: .customLong("two_pass_local"), help: ArgumentHelp("Two-pass local searches: the default now; accepted for scripts that give it.", visibility: .hidden))
     var twoPassLocal = false
 
@@ -240,6 +243,7 @@ struct RefineOptions: ParsableArguments {
         e.twoPassLocalSearch = !onePassLocal && !exhaustive
         e.adaptiveFraction = adaptiveFraction
         e.autoLocalFraction = autoLocal
+        e.subGridPoses = !gridPoses
         return e
     }
 
