@@ -152,8 +152,11 @@ public struct RefinementOptions: Sendable, Equatable {
 
     /// Whether the reported orientations are refined between grid samples (`PosePeak`): the
     /// resolution-limited mode's searches; the classic computation, maxCC and fixed orientations report
-    /// grid samples as the original.
-    public var refinesPosesBetweenSamples: Bool { subGridPoses && usesResolutionLimit && !fixedOrientation }
+    /// grid samples as the original, and so does a restricted tilt range (`--tilt0`/`--tiltF`), whose
+    /// limits a peak between samples could cross.
+    public var refinesPosesBetweenSamples: Bool {
+        subGridPoses && usesResolutionLimit && !fixedOrientation && tilt0 <= 0 && tiltF >= 180
+    }
 
     /// Whether the M-step imputes unmeasured Fourier components from the current reference.
     public var imputes: Bool { !dontImpute && usesMaximumLikelihood && !usesResolutionLimit }

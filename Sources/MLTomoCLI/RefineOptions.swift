@@ -169,7 +169,7 @@ struct RefineOptions: ParsableArguments {
     @Flag(name: .customLong("one_pass_local"), help: "Local searches (--ang_search) in one pass over each particle's candidates, as the original, instead of the default two passes (the coarse orientations the candidates reach first, then the candidates near the coarse samples that hold --adaptive_fraction of the posterior).")
     var onePassLocal = false
 
-    @Flag(name: .customLong("grid_poses"), help: "Report each particle's best orientation on the search grid, as the original, instead of the peak of its posterior between the grid samples (a quadratic fitted to the log-weights of the samples around the best one).")
+    @Flag(name: .customLong("grid_poses"), help: "Report each particle's best orientation on the search grid, as the original, instead of the peak of its posterior between the grid samples (a quadratic fitted to the log-weights of the samples around the best one). --classic, --maxCC, fixed orientations and a --tilt0/--tiltF range always report grid samples.")
     var gridPoses = false
 
     @Flag(name: .customLong("two_pass_local"), help: ArgumentHelp("Two-pass local searches: the default now; accepted for scripts that give it.", visibility: .hidden))

@@ -195,8 +195,9 @@ import Volumes
         let grid = try AngularSampling(angularStep: 30)
         for variant in ["plain", "perturb", "nosmall"] {
             let flags = variant == "perturb" ? ["--perturb"] : (variant == "nosmall" ? ["--no_SMALLANGLE"] : [])
+            // --grid_poses: the test is about the grid searched, so the reported poses must be its samples.
             _ = try await refine(ws, ["-i", "images.sel", "--doc", "images.doc", "--oroot", "\(variant)/x", "--nref", "1", "--iter", "2",
-                                      "--ang", "30"] + wedge + flags)
+                                      "--ang", "30", "--grid_poses"] + wedge + flags)
         }
         for it in ["_it000001", "_it000002"] {
             let plain = try RunFiles.rows(ws.file("data/plain/x\(it).doc"))
@@ -437,7 +438,8 @@ import Volumes
             #expect(row.angles.tilt >= 60 - 1e-6 && row.angles.tilt <= 120 + 1e-6, "\(image): tilt \(row.angles.tilt)")
         }
         // --psi_sampling: psi − 2.75° is a multiple of 90°.
-        _ = try await refine(ws, common + ["--oroot", "psi/x", "--iter", "1", "--psi_sampling", "90"])
+        // (--grid_poses: the poses must be samples of the grid for this check.)
+        _ = try await refine(ws, common + ["--oroot", "psi/x", "--iter", "1", "--psi_sampling", "90", "--grid_poses"])
         for (image, row) in try RunFiles.rows(ws.file("data/psi/x.doc")) {
             let r = (row.angles.psi - 2.75).truncatingRemainder(dividingBy: 90)
             #expect(min(abs(r), 90 - abs(r)) < 1e-3, "\(image): psi \(row.angles.psi)")
