@@ -7,12 +7,12 @@ import Volumes
 /// maximum when the quadratic is concave and the maximum lies within
 /// `maximumMoveInSteps` of the best sample.
 ///
-/// Why: once the posterior is sharper than the grid, the best sample is off the true orientation by up
-/// to about 0.7 step whatever the SNR (a 15° grid left a median error of 7.4° at SNR 1 on issue 15's
-/// ribosome set), and at low SNR noise moves the best sample to a neighbour. The log-weights of the
-/// neighbours say on which side of the best sample the peak lies, as the correlation values around an
-/// integer shift do for a sub-pixel shift. The weighted sums stay on the grid; only the reported pose (and the centre of the
-/// next local search) moves.
+/// Why: once the posterior is sharper than the grid, the best sample is off the true orientation by
+/// up to about 0.7 step whatever the SNR (a 15° grid left a median error of 7.4° at SNR 1 on issue
+/// 15's ribosome set), and at low SNR noise moves the best sample to a neighbour. The log-weights of
+/// the neighbours say on which side of the best sample the peak lies, as the correlation values around
+/// an integer shift do for a sub-pixel shift. The weighted sums stay on the grid; only the reported
+/// pose (and the centre of the next local search) moves.
 public enum PosePeak {
     /// Samples within this many grid steps of the best one enter the fit.
     static let reachInSteps = 1.6
