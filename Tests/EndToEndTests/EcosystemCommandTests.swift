@@ -92,4 +92,42 @@ import Volumes
         #expect(star.status != 0 && star.stderr.contains("--angpix"), "\(star)")
         #expect(!ws.exists("x.star"))
     }
+
+    /// `--class` keeps the particles of the classes asked for, in input order, with their poses, wedges
+    /// and classes; a file without classes, a class no particle has and class 0 are refused by name.
+    @Test func convertSelectsClasses() async throws {
+        let ws = try Workspace("convert-class")
+        var t = MetaDataTable(name: "", labels: ["image", "angleRot", "angleTilt", "anglePsi", "shiftX", "shiftY", "shiftZ",
+                                                 "ref", "missingRegionNumber"])
+        let classes = [2, 1, 3, 2, 1, 2]
+        for (i, c) in classes.enumerated() {
+            t.appendRow([.string("p\(i + 1).mrc"), .real(Double(10 * i)), .real(20), .real(-30), .real(1), .real(0), .real(-1),
+                         .int(c), .int(i % 2 + 1)])
+        }
+        try MetaDataFile(t).write(to: ws.file("run.doc"))
+        let two = try await ProcessRunner.mlTomo(["convert", "run.doc", "class2.doc", "--class", "2"], currentDirectory: ws.path)
+        try #require(two.status == 0, "\(two)")
+        #expect(two.stderr.contains("3 particles of class 2"), "\(two)")
+        let kept = try ParticleList.read(ws.file("class2.doc"), format: .xmipp).particles
+        #expect(kept.map(\.image) == ["p1.mrc", "p4.mrc", "p6.mrc"])
+        #expect(kept.map(\.classNumber) == [2, 2, 2])
+        #expect(kept.map(\.missingRegion) == [1, 2, 2])
+        #expect(zip(kept.map { $0.pose.angles.rot }, [0.0, 30, 50]).allSatisfy { abs($0 - $1) < 1e-6 }, "\(kept.map(\.pose))")
+
+        let both = try await ProcessRunner.mlTomo(["convert", "run.doc", "c13.star", "--class", "3", "--class", "1", "--angpix", "4"],
+                                                  currentDirectory: ws.path)
+        try #require(both.status == 0, "\(both)")
+        #expect(try ParticleList.read(ws.file("c13.star"), format: .relion).particles.map(\.image) == ["p2.mrc", "p3.mrc", "p5.mrc"])
+
+        let none = try await ProcessRunner.mlTomo(["convert", "run.doc", "c4.doc", "--class", "4"], currentDirectory: ws.path)
+        #expect(none.status != 0 && none.stderr.contains("no particle of run.doc") && none.stderr.contains("1, 2, 3"), "\(none)")
+        #expect(!ws.exists("c4.doc"))
+        let zero = try await ProcessRunner.mlTomo(["convert", "run.doc", "c0.doc", "--class", "0"], currentDirectory: ws.path)
+        #expect(zero.status != 0 && zero.stderr.contains("numbered from 1"), "\(zero)")
+        var plain = MetaDataTable(name: "", labels: ["image", "angleRot", "angleTilt", "anglePsi"])
+        plain.appendRow([.string("p1.mrc"), .real(0), .real(0), .real(0)])
+        try MetaDataFile(plain).write(to: ws.file("plain.doc"))
+        let noClasses = try await ProcessRunner.mlTomo(["convert", "plain.doc", "x.doc", "--class", "1"], currentDirectory: ws.path)
+        #expect(noClasses.status != 0 && noClasses.stderr.contains("plain.doc gives no particle a class"), "\(noClasses)")
+    }
 }
