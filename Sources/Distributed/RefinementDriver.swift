@@ -54,6 +54,10 @@ public struct RefinementDriver {
     public let totalImages: Int
     /// Applied to every new model on every rank (the focus mask of focussed classification).
     public var adjustModel: @Sendable (Model) -> Model = { $0 }
+    /// Called on every rank after each iteration but the last, with that iteration's model and this rank's
+    /// results: a model and local results to continue from instead, or nil (the class realignment of
+    /// `--realign_classes`). It may run collectives; every rank calls it at the same point.
+    public var betweenIterations: ((_ iteration: Int, _ model: Model, _ results: [ParticleResult]) throws -> (model: Model, results: [ParticleResult])?)?
     /// This rank's resident memory before it loaded any image, and its data budget (MiB): reported with
     /// the peak of the rank that has the largest one.
     public var baselineRSSMiB: Double = 0
@@ -171,6 +175,19 @@ public struct RefinementDriver {
             if reducer.stopRequested && it < last {
                 outcome.end = .stopped(afterIteration: it)
                 break
+            }
+            if it < last, let hook = betweenIterations, let local = previous {
+                do {
+                    if let replaced = try hook(it, outcome.model, local) {
+                        outcome.model = adjustModel(replaced.model)
+                        previous = replaced.results
+                    }
+                } catch let agreed as CollectiveFailure {
+                    throw agreed
+                } catch {
+                    try reducer.agreeOnError(error)
+                    throw error
+                }
             }
             it += 1
         }

@@ -193,6 +193,15 @@ public struct RefinementSetup: Sendable {
                                    sampling: replacement ?? sampling, localSearch: localSearch)
     }
 
+    /// The same run with some options changed (a one-class sub-run of `ClassRealignment`): regions,
+    /// symmetry, grid and local search as here.
+    public func withOptions(_ change: (inout RefinementOptions) -> Void) throws -> RefinementSetup {
+        var o = options
+        change(&o)
+        return try RefinementSetup(options: o, originalDim: originalDim, regions: regions, symmetry: symmetry,
+                                   sampling: sampling, localSearch: localSearch)
+    }
+
     /// σ_offset in working pixels from the `--offset` option (original pixels).
     public var initialSigmaOffset: Double { options.offset * scaleFactor }
 }

@@ -76,7 +76,7 @@ struct ConvertCommand: ParsableCommand {
         if let box { list.boxSize = box }
         if !classes.isEmpty { list.particles = try selected(list.particles) }
         try list.write(to: output, format: outputFormat!)
-        let selection = classes.isEmpty ? "" : " of class \(classList(classes))"
+        let selection = classes.isEmpty ? "" : " of class\(Set(classes).count > 1 ? "es" : "") \(classList(classes))"
         FileHandle.standardError.write(Data("convert: \(list.particles.count) particles\(selection), \(inputFormat!.rawValue) → \(outputFormat!.rawValue): \(output)\n".utf8))
     }
 

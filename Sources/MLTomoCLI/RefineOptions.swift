@@ -163,6 +163,12 @@ struct RefineOptions: ParsableArguments {
     @Option(name: .customLong("consensus_iter"), help: ArgumentHelp("Reference-free classes: iterations refined as one consensus before it is split; default half of --iter (1 to 6).", valueName: "n"))
     var consensusIter: Int?
 
+    @Option(name: .customLong("realign_classes"), help: ArgumentHelp("After iteration --iter − 4, refine each class alone from its unaligned average with S seeds (--realign_iter iterations each), score them and the class as it is by one E-step of the class's members at one common resolution, keep the highest log-likelihood, and run the last 4 iterations from there. For a class that the consensus left unaligned (large differences at SNR ≤ 0.01); costs about K × S × --realign_iter iterations on N/K particles. Default 0: off.", valueName: "S"))
+    var realignClasses: Int = 0
+
+    @Option(name: .customLong("realign_iter"), help: ArgumentHelp("Iterations of each run of --realign_classes.", valueName: "n"))
+    var realignIter: Int = 10
+
     @Flag(name: .customLong("exhaustive"), help: "One pass over the whole orientation grid instead of the default two-pass search (coarse grid of twice --ang in a cropped box, then --ang only around the coarse orientations that hold --adaptive_fraction of each particle's posterior). --classic always searches in one pass.")
     var exhaustive = false
 
@@ -239,6 +245,8 @@ struct RefineOptions: ParsableArguments {
         e.initialHighResolution = iniHigh
         e.resolutionIncrement = incrSize
         e.consensusIterations = consensusIter
+        e.realignSeeds = realignClasses
+        e.realignIterations = realignIter
         e.adaptiveSearch = !exhaustive
         e.twoPassLocalSearch = !onePassLocal && !exhaustive
         e.adaptiveFraction = adaptiveFraction

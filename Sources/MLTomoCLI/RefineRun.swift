@@ -147,6 +147,38 @@ struct RefineRun {
                                       refinement: refinement, particles: particles, totalImages: total)
         driver.fftSeconds = rank == 0 ? KernelTiming.c2rSeconds(dim: setup.dim, repetitions: 100) : 0
         if let focus { driver.adjustModel = { focus.apply(to: $0) } }
+        if let after = engineOptions.realignAfter {
+            var realignment = ClassRealignment(refinement: refinement, seeds: engineOptions.realignSeeds,
+                                               iterations: engineOptions.realignIterations)
+            let reducer = driver.collectives
+            var runClock = Stopwatch()
+            realignment.runFinished = { [log, rank] klass, seed, model in
+                let seconds = runClock.restart()
+                if rank == 0 {
+                    log.info("realignment: class \(klass + 1), seed \(seed): \(model.currentRadius) shells after its iterations, \(formatDuration(seconds))")
+                }
+            }
+            realignment.shouldStop = { reducer.stopRequested }
+            // The time of the last iteration gives the estimate: the runs of all classes together cover
+            // every particle S × n times, plus S + 1 scoring E-steps.
+            var sinceLastIteration = Stopwatch()
+            driver.betweenIterations = { [log, rank] it, model, results in
+                let pace = sinceLastIteration.restart()
+                guard it == after else { return nil }
+                if rank == 0 {
+                    let passes = Double(realignment.seeds * (realignment.iterations + 1) + 1)
+                    log.info("iteration \(it): realigning each of the \(model.classCount) class(es) alone: \(realignment.seeds) run(s) from nothing of \(realignment.iterations) iterations, then one scoring E-step per candidate; about \(formatDuration(pace * passes)) at the last iteration's pace")
+                }
+                var watch = Stopwatch()
+                runClock = Stopwatch()
+                let r = try realignment.run(model: model, particles: particles, results: results, iteration: it, reducer: reducer)
+                if rank == 0 {
+                    for line in Self.describe(r.outcomes) { log.info("\(line)") }
+                    log.info("realignment done in \(formatDuration(watch.restart())); iterations \(it + 1)–\(last) refine all classes from it")
+                }
+                return (r.model, r.results)
+            }
+        }
         driver.baselineRSSMiB = baselineRSS
         driver.budgetMiB = Double(budget.total) / 1_048_576
         if first > last { log.info("nothing to do: iteration \(model.iteration) is already the last (--iter \(o.iter))") }
@@ -176,6 +208,21 @@ struct RefineRun {
             }
         }
         log.info("done: \(root).doc, \(root)_ref.doc, \(root).h5, \(root)_ref000001.mrc …\(report)")
+    }
+
+    /// One log line per class of a class realignment: every candidate's score, and which was kept.
+    static func describe(_ outcomes: [ClassRealignment.ClassOutcome]) -> [String] {
+        outcomes.map { o in
+            guard o.scoringRadius > 0 else {
+                return "class \(o.klass + 1) (\(o.members) particles): too few to realign, kept as it was"
+            }
+            let scores = o.candidates.enumerated().map { i, c in
+                let name = c.seed.map { "seed \($0)" } ?? "as it was"
+                return "\(name) \(String(format: "%.1f", c.logLikelihood))\(i == o.chosen ? " (kept)" : "")"
+            }
+            return "class \(o.klass + 1) (\(o.members) particles), log-likelihood at \(o.scoringRadius) shells: "
+                + scores.joined(separator: ", ")
+        }
     }
 
     /// The Engine's options of this run: the command line's, with K from `--nref`, the `--ref` volumes or

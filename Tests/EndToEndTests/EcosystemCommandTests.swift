@@ -117,6 +117,7 @@ import Volumes
         let both = try await ProcessRunner.mlTomo(["convert", "run.doc", "c13.star", "--class", "3", "--class", "1", "--angpix", "4"],
                                                   currentDirectory: ws.path)
         try #require(both.status == 0, "\(both)")
+        #expect(both.stderr.contains("3 particles of classes 3, 1"), "\(both)")
         #expect(try ParticleList.read(ws.file("c13.star"), format: .relion).particles.map(\.image) == ["p2.mrc", "p3.mrc", "p5.mrc"])
 
         let none = try await ProcessRunner.mlTomo(["convert", "run.doc", "c4.doc", "--class", "4"], currentDirectory: ws.path)

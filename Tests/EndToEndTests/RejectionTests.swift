@@ -83,6 +83,13 @@ import Volumes
         ("non-cubic images", ["-i", "flat.sel", "--oroot", "out/x", "--nref", "1", "--iter", "1"], "must be cubic"),
         ("restart with istart", ["-i", "images.sel", "--oroot", "out/x", "--doc", "images.doc", "--missing", "wedges.doc",
                                  "--nref", "2", "--iter", "3", "--restart", "x_it000001", "--istart", "2"], "do not combine it with --istart"),
+        ("realign before the split", base.map { $0 == "1" ? "6" : $0 } + ["--nref", "2", "--realign_classes", "2"],
+         "before the classes exist (the consensus splits in iteration 4): give --iter 9 or more"),
+        ("realign with classic", base.map { $0 == "1" ? "12" : $0 } + ["--nref", "2", "--realign_classes", "2", "--classic"],
+         "--realign_classes needs the default computation"),
+        ("realign with ang_search", base.map { $0 == "1" ? "12" : $0 } + ["--nref", "2", "--realign_classes", "2", "--ang_search", "20"],
+         "--realign_classes searches every orientation"),
+        ("realign_iter 0", base + ["--nref", "2", "--realign_iter", "0"], "--realign_iter must be at least 1"),
         ("unknown option", base + ["--nref", "2", "--no_such_option"], "no_such_option"),
         ("single-dash spelling of a bad value", base + ["-nref", "2", "-maxres", "0.9"], "--maxres must lie in (0, 0.5]"),
     ]
