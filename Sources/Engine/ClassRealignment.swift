@@ -68,15 +68,16 @@ public struct ClassRealignment {
     /// Realigns each class of `model`; `results` are the last results of the local `particles`, same
     /// order. Returns the model to continue from (the chosen references; the next search is global) and
     /// the local results with the chosen poses.
-    public func run(model: Model, particles: [Particle], results: [ParticleResult], iteration: Int,
+    public func run(model: Model, particles: [Particle], results: [ParticleResult],
                     reducer: any Reducer) throws -> (model: Model, results: [ParticleResult], outcomes: [ClassOutcome]) {
         guard results.count == particles.count else {
             throw EngineError("the class realignment needs one result per particle (\(results.count) for \(particles.count))")
         }
         let k = model.classCount
-        var counts = (0 ..< k).map { c in Double(results.lazy.filter { $0.classNumber == c + 1 }.count) }
+        // Members per class and, last, N over all ranks (global indices run below it), in one reduction.
+        var counts = (0 ..< k).map { c in Double(results.lazy.filter { $0.classNumber == c + 1 }.count) } + [Double(particles.count)]
         try reducer.sumInPlace(&counts)
-        let total = Int(try totalImages(particles, reducer: reducer))
+        let total = Int(counts[k])
         var next = model
         next.localSearchReach = 0
         var merged = results
@@ -104,8 +105,9 @@ public struct ClassRealignment {
             }
             let radius = models.map(\.currentRadius).filter { $0 > 0 }.min() ?? 0
             let scorer = try subRefinement(seed: refinement.setup.options.seed)
-            var scored: [(model: Model, results: [ParticleResult], logLikelihood: Double)] = []
-            for m in models {
+            var scored: [(model: Model, results: [ParticleResult])] = []
+            var candidates: [Candidate] = []
+            for (m, seed) in zip(models, seedsUsed) {
                 var s = m
                 s.sigmaNoise = model.sigmaNoise
                 s.sigmaOffset = model.sigmaOffset
@@ -113,13 +115,11 @@ public struct ClassRealignment {
                 s.localSearchReach = 0
                 let step = try scorer.runIteration(iterations + 1, model: s, particles: memberParticles, previous: nil,
                                                    reducer: reducer)
-                scored.append((step.model, step.results, step.statistics.logLikelihood))
+                scored.append((step.model, step.results))
+                candidates.append(Candidate(seed: seed, finalRadius: m.currentRadius, logLikelihood: step.statistics.logLikelihood))
             }
-            let chosen = scored.indices.max { scored[$0].logLikelihood < scored[$1].logLikelihood }!
-            outcomes.append(ClassOutcome(klass: c, members: members, scoringRadius: radius,
-                                         candidates: zip(seedsUsed, zip(models, scored)).map {
-                                             Candidate(seed: $0, finalRadius: $1.0.currentRadius, logLikelihood: $1.1.logLikelihood)
-                                         },
+            let chosen = candidates.indices.max { candidates[$0].logLikelihood < candidates[$1].logLikelihood }!
+            outcomes.append(ClassOutcome(klass: c, members: members, scoringRadius: radius, candidates: candidates,
                                          chosen: chosen))
             guard chosen != 0 else { continue }
             let winner = scored[chosen]
@@ -179,12 +179,5 @@ public struct ClassRealignment {
             if step.statistics.converged { break }
         }
         return model
-    }
-
-    /// N over all ranks (global indices run below it).
-    func totalImages(_ particles: [Particle], reducer: any Reducer) throws -> Double {
-        var n = [Double(particles.count)]
-        try reducer.sumInPlace(&n)
-        return n[0]
     }
 }

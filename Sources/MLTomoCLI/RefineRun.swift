@@ -173,7 +173,7 @@ struct RefineRun {
                 }
                 var watch = Stopwatch()
                 runClock = Stopwatch()
-                let r = try realignment.run(model: model, particles: particles, results: results, iteration: it, reducer: reducer)
+                let r = try realignment.run(model: model, particles: particles, results: results, reducer: reducer)
                 if rank == 0 {
                     for line in Self.describe(r.outcomes) { log.info("\(line)") }
                     log.info("realignment done in \(formatDuration(watch.restart())); iterations \(it + 1)–\(last) refine all classes from it")

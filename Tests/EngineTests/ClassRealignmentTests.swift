@@ -25,7 +25,7 @@ import Volumes
         var refinement = s.refinement
         refinement.sumScale = try SumScale.agreed(s.particles, reducer: SingleProcessReducer())
         let realignment = ClassRealignment(refinement: refinement, seeds: 2, iterations: 4)
-        let out = try realignment.run(model: model, particles: s.particles, results: incoming, iteration: 4,
+        let out = try realignment.run(model: model, particles: s.particles, results: incoming,
                                       reducer: SingleProcessReducer())
         for o in out.outcomes {
             print("class \(o.klass + 1): \(o.members) members, radius \(o.scoringRadius), "
