@@ -54,9 +54,10 @@ public struct RefinementDriver {
     public let totalImages: Int
     /// Applied to every new model on every rank (the focus mask of focussed classification).
     public var adjustModel: @Sendable (Model) -> Model = { $0 }
-    /// Called on every rank after each iteration but the last, with that iteration's model and this rank's
-    /// results: a model and local results to continue from instead, or nil (the class realignment of
-    /// `--realign_classes`). It may run collectives; every rank calls it at the same point.
+    /// Called on every rank after each iteration but the last (and, in a resumed run, before its first, with
+    /// the restart's model), with that iteration's model and this rank's results: a model and local results
+    /// to continue from instead, or nil (the class realignment of `--realign_classes`). It may run
+    /// collectives; every rank calls it at the same point.
     public var betweenIterations: ((_ iteration: Int, _ model: Model, _ results: [ParticleResult]) throws -> (model: Model, results: [ParticleResult])?)?
     /// This rank's resident memory before it loaded any image, and its data budget (MiB): reported with
     /// the peak of the rank that has the largest one.
@@ -111,6 +112,24 @@ public struct RefinementDriver {
         let counts = (0 ..< reducer.size).map { r in
             RankFigures.count + ResultCodec.doublesPerResult * partition(count: totalImages, ranks: reducer.size, rank: r).count
         }
+        // The hook between iteration `done` and the next, on every rank at the same point.
+        func between(_ done: Int) throws {
+            guard let hook = betweenIterations, let local = previous else { return }
+            do {
+                if let replaced = try hook(done, outcome.model, local) {
+                    outcome.model = adjustModel(replaced.model)
+                    previous = replaced.results
+                }
+            } catch let agreed as CollectiveFailure {
+                throw agreed
+            } catch {
+                try reducer.agreeOnError(error)
+                throw error
+            }
+        }
+        // A run resumed after iteration first − 1 has not passed that point yet: a run stopped right
+        // before its class realignment does it when resumed, as an uninterrupted run would have.
+        if first > 1 && first <= last { try between(first - 1) }
         var it = first
         while it <= last {
             let clock = DispatchTime.now().uptimeNanoseconds
@@ -176,19 +195,7 @@ public struct RefinementDriver {
                 outcome.end = .stopped(afterIteration: it)
                 break
             }
-            if it < last, let hook = betweenIterations, let local = previous {
-                do {
-                    if let replaced = try hook(it, outcome.model, local) {
-                        outcome.model = adjustModel(replaced.model)
-                        previous = replaced.results
-                    }
-                } catch let agreed as CollectiveFailure {
-                    throw agreed
-                } catch {
-                    try reducer.agreeOnError(error)
-                    throw error
-                }
-            }
+            if it < last { try between(it) }
             it += 1
         }
         let finished = outcome

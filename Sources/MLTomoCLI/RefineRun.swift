@@ -100,6 +100,8 @@ struct RefineRun {
             guard m.classCount == engineOptions.nref || o.nref == nil else {
                 throw ValidationFailure("--restart \(restart) has \(m.classCount) classes, --nref asks for \(engineOptions.nref)")
             }
+            // A resumed run may write under a new --oroot.
+            try communicator.agree { if rank == 0 { try outputs.prepareDirectory() } }
             model = m
             allResults = results
             previous = Array(results[mine])
@@ -162,14 +164,18 @@ struct RefineRun {
             // The estimate: the runs of all classes together cover every particle S × n times, plus S + 1
             // scoring E-steps, all with a global search, so at the pace of the slowest iteration so far
             // (the last one may have searched locally: 11 s against 1 min 36 s per run at N 200, SNR 0.01).
+            // A resumed run calls the hook before its first iteration: nothing is timed yet then.
             var sinceLastIteration = Stopwatch()
             var slowest = 0.0
+            let resumedAt = o.restart == nil ? nil : model.iteration
             driver.betweenIterations = { [log, rank] it, model, results in
-                slowest = max(slowest, sinceLastIteration.restart())
+                let seconds = sinceLastIteration.restart()
+                if it != resumedAt { slowest = max(slowest, seconds) }
                 guard it == after else { return nil }
                 if rank == 0 {
                     let passes = Double(realignment.seeds * (realignment.iterations + 1) + 1)
-                    log.info("iteration \(it): realigning each of the \(model.classCount) class(es) alone: \(realignment.seeds) run(s) from nothing of \(realignment.iterations) iterations, then one scoring E-step per candidate; about \(formatDuration(slowest * passes)) at the slowest iteration's pace")
+                    let estimate = slowest > 0 ? "; about \(formatDuration(slowest * passes)) at the slowest iteration's pace" : ""
+                    log.info("iteration \(it): realigning each of the \(model.classCount) class(es) alone: \(realignment.seeds) run(s) from nothing of \(realignment.iterations) iterations, then one scoring E-step per candidate\(estimate)")
                 }
                 var watch = Stopwatch()
                 runClock = Stopwatch()

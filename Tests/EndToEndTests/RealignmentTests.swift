@@ -48,5 +48,20 @@ import Volumes
         for (a, b) in zip(stack2.references, stack1.references) {
             #expect(RunFiles.relativeDifference(b, a) < 1e-5, "references differ by \(RunFiles.relativeDifference(b, a))")
         }
+
+        // Resumed from iteration 3's files (a run stopped right before its realignment), the run realigns
+        // before its first iteration and ends where the uninterrupted run ended. Nothing is timed yet, so
+        // the realignment line has no estimate.
+        let resumedRoot = ws.file("resumed/x")
+        let resumed = try await ProcessRunner.mpirun(
+            ranks: 2, ["-i", "images.sel", "--oroot", resumedRoot, "--doc", "images.doc", "--missing", "wedges.doc",
+                       "--nref", "2", "--ang", "30", "--iter", "7", "--consensus_iter", "2",
+                       "--realign_classes", "1", "--realign_iter", "2", "--restart", two.oroot + "_it000003"],
+            currentDirectory: data, timeout: 900)
+        try #require(resumed.status == 0, "\(resumed)")
+        #expect(resumed.stderr.contains("iteration 3: realigning each of the 2 class(es) alone: 1 run(s) from nothing of 2 iterations, then one scoring E-step per candidate\n"),
+                "\(resumed.stderr)")
+        #expect(scoreLines(resumed.stderr) == scoreLines(two.stderr), "\(scoreLines(resumed.stderr)) vs \(scoreLines(two.stderr))")
+        #expect(try RunFiles.rows(resumedRoot + ".doc") == rows2, "the resumed run ends elsewhere")
     }
 }
