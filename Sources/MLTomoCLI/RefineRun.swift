@@ -162,8 +162,10 @@ struct RefineRun {
             }
             realignment.shouldStop = { reducer.stopRequested }
             // The estimate: the runs of all classes together cover every particle S × n times, plus S + 1
-            // scoring E-steps, all with a global search, so at the pace of the slowest iteration so far
-            // (the last one may have searched locally: 11 s against 1 min 36 s per run at N 200, SNR 0.01).
+            // scoring E-steps, all with a global search but over one class where an iteration searches K:
+            // (S × (n + 1) + 1) / K iterations at the pace of the slowest so far (the last one may have
+            // searched locally: 11 s against 1 min 36 s per run at N 200, SNR 0.01). Still high, as the
+            // runs start at a low resolution (the N 400, S = 3 run of bench/results/accuracy-2026-12-07.md).
             // A resumed run calls the hook before its first iteration: nothing is timed yet then.
             var sinceLastIteration = Stopwatch()
             var slowest = 0.0
@@ -173,8 +175,8 @@ struct RefineRun {
                 if it != resumedAt { slowest = max(slowest, seconds) }
                 guard it == after else { return nil }
                 if rank == 0 {
-                    let passes = Double(realignment.seeds * (realignment.iterations + 1) + 1)
-                    let estimate = slowest > 0 ? "; about \(formatDuration(slowest * passes)) at the slowest iteration's pace" : ""
+                    let passes = Double(realignment.seeds * (realignment.iterations + 1) + 1) / Double(model.classCount)
+                    let estimate = slowest > 0 ? "; at most about \(formatDuration(slowest * passes)) at the slowest iteration's pace" : ""
                     log.info("iteration \(it): realigning each of the \(model.classCount) class(es) alone: \(realignment.seeds) run(s) from nothing of \(realignment.iterations) iterations, then one scoring E-step per candidate\(estimate)")
                 }
                 var watch = Stopwatch()
@@ -299,7 +301,19 @@ struct RefineRun {
                     return try InitialReferences.prepare(loaded: volumes, setup: setup)
                 }
             }
-            return try communicator.agree { try refinement.initialModel(references: prepared.references, fractions: inputs.referenceWeights, given: true) }
+            var references = prepared.references
+            // The original compares particles with the references as given (`--classic` keeps that); a
+            // map on another grey scale would spoil the first iteration (see ReferenceScale).
+            if !setup.options.classic {
+                let radius = setup.startingRadius(givenReferences: true)
+                let scales = try communicator.agree {
+                    try ReferenceScale.fit(references: references, particles: particles, radius: radius, setup: setup,
+                                           reducer: reducer)
+                }
+                for (k, a) in scales.enumerated() { references[k].data = references[k].data.map { $0 * Float(a) } }
+                log.info("--ref: \(Self.describeScales(scales, radius: radius))")
+            }
+            return try communicator.agree { try refinement.initialModel(references: references, fractions: inputs.referenceWeights, given: true) }
         }
         if options.onlyAverage {
             let zero = Volume(dim: setup.dim)
@@ -316,6 +330,15 @@ struct RefineRun {
                                            inputClasses: inputClasses, reducer: reducer)
         }
         return try communicator.agree { try refinement.initialModel(references: generated.references, fractions: inputs.referenceWeights) }
+    }
+
+    /// The log line of the given references' scale fit; an inverted contrast is named.
+    static func describeScales(_ scales: [Double], radius: Int) -> String {
+        let factors = scales.enumerated().map { k, a in
+            "reference \(k + 1) × \(String(format: "%.4g", a))" + (a < 0 ? " (its contrast is the particles' opposite: inverted)" : "")
+        }
+        return "scaled to the particles' grey scale (least-squares fit of its spherical average to the particles, shells 1–\(radius)): "
+            + factors.joined(separator: ", ")
     }
 
     private func logSummary(_ inputs: RefineInputs, _ setup: RefinementSetup) {
