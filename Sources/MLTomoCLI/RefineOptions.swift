@@ -15,7 +15,7 @@ struct RefineOptions: ParsableArguments {
     @Option(name: .customLong("nref"), help: "Number of references to generate from random subsets (exclusive with --ref).")
     var nref: Int?
 
-    @Option(name: .customLong("ref"), help: ArgumentHelp("Initial reference volume, or metadata listing reference volumes (optional `weight` column).", valueName: "file"))
+    @Option(name: .customLong("ref"), help: ArgumentHelp("Initial reference volume, or metadata listing reference volumes (optional `weight` column); scaled to the particles' grey scale unless --classic.", valueName: "file"))
     var ref: String?
 
     @Option(name: .customLong("doc"), help: ArgumentHelp("Metadata with input angles, shifts, classes and missing-region numbers, matched to -i by _image.", valueName: "metadata"))

@@ -6,12 +6,13 @@ import Volumes
 /// Given references on another grey scale (`--ref` from elsewhere) are brought to the particles' scale
 /// from their spherical averages, before any orientation is known.
 @Suite struct ReferenceScaleTests {
+    static func times(_ v: Volume, _ a: Float) -> Volume { var out = v; out.data = v.data.map { $0 * a }; return out }
+
     /// The true maps at 1/100 of the particles' scale, and one inverted at 3×: the fit undoes both (up to
     /// the shift blur, which lowers it a little) and keeps the sign of the inverted one.
     @Test func theFitUndoesAnotherScaleAndAnInvertedContrast() throws {
         let s = try Scenario(dim: 16, count: 60, noise: 0.15)
-        func times(_ v: Volume, _ a: Float) -> Volume { var out = v; out.data = v.data.map { $0 * a }; return out }
-        let references = [s.truthReferences[0], times(s.truthReferences[0], 0.01), times(s.truthReferences[1], -3)]
+        let references = [s.truthReferences[0], Self.times(s.truthReferences[0], 0.01), Self.times(s.truthReferences[1], -3)]
         let scales = try ReferenceScale.fit(references: references, particles: s.particles, radius: 5,
                                             setup: s.refinement.setup, reducer: SingleProcessReducer())
         print("scales: \(scales)")
@@ -24,12 +25,11 @@ import Volumes
     /// poses at chance; after the fit they are within the 30° grid's reach of the truth.
     @Test func theFirstIterationFromAWeakReferenceAlignsOnlyAfterTheFit() throws {
         let s = try Scenario(dim: 16, count: 40, noise: 0.15, distinct: true)
-        func times(_ v: Volume, _ a: Float) -> Volume { var out = v; out.data = v.data.map { $0 * a }; return out }
-        let weak = s.truthReferences.map { times($0, 0.01) }
+        let weak = s.truthReferences.map { Self.times($0, 0.01) }
         let scales = try ReferenceScale.fit(references: weak, particles: s.particles, radius: 5,
                                             setup: s.refinement.setup, reducer: SingleProcessReducer())
         var errors = [Double]()
-        for references in [weak, zip(weak, scales).map { times($0, Float($1)) }] {
+        for references in [weak, zip(weak, scales).map { Self.times($0, Float($1)) }] {
             var model = try s.refinement.initialModel(references: references, given: true)
             model.currentRadius = 5
             let out = try s.refinement.runIteration(1, model: model, particles: s.particles, previous: nil,
