@@ -98,6 +98,24 @@ public struct ExactScalar: Sendable, Equatable {
         carry()
     }
 
+    /// The canonical digits of `sums`, one after the other: a reduction that adds such arrays of every
+    /// rank adds the sums exactly.
+    static func packed(_ sums: [ExactScalar]) -> [Double] {
+        var out = [Double]()
+        out.reserveCapacity(sums.count * digitCount)
+        for var s in sums {
+            s.carry()
+            out.append(contentsOf: s.digits)
+        }
+        return out
+    }
+
+    /// The `count` sums of `packed(_:)` output (e.g. after a reduction), read from the start of `values`.
+    static func unpacked(_ values: ArraySlice<Double>, count: Int) -> [ExactScalar] {
+        let start = values.startIndex, n = digitCount
+        return (0 ..< count).map { ExactScalar(digits: values[(start + $0 * n) ..< (start + $0 * n + n)]) }
+    }
+
     public static func == (a: ExactScalar, b: ExactScalar) -> Bool {
         var x = a, y = b
         x.carry()

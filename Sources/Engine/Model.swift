@@ -148,10 +148,7 @@ public struct Sums: Sendable, Equatable {
     public func packed() -> [Double] {
         var out = [Double]()
         out.reserveCapacity(Self.packedCount(dim: dim, classCount: classCount) + reducerTrailingCapacity)
-        for var s in exactScalars {
-            s.carry()
-            out.append(contentsOf: s.digits)
-        }
+        out.append(contentsOf: ExactScalar.packed(exactScalars))
         for s in imageSums { out.append(contentsOf: s) }
         for s in wedgeSums { out.append(contentsOf: s) }
         return out
@@ -165,7 +162,7 @@ public struct Sums: Sendable, Equatable {
         }
         self.init(dim: dim, classCount: classCount)
         let n = ExactScalar.digitCount
-        let scalars = (0 ..< Self.scalarCount + classCount).map { ExactScalar(digits: values[($0 * n) ..< ($0 * n + n)]) }
+        let scalars = ExactScalar.unpacked(values[...], count: Self.scalarCount + classCount)
         (exactSigmaNoise, exactSigmaOffset, exactMaxProbability, exactLogLikelihood, exactImageCount) =
             (scalars[0], scalars[1], scalars[2], scalars[3], scalars[4])
         exactClassWeights = Array(scalars[Self.scalarCount...])

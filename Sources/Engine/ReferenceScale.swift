@@ -48,14 +48,9 @@ public enum ReferenceScale {
                 denominators[k].add(den)
             }
         }
-        var packed = [Double]()
-        for var s in numerators + denominators {
-            s.carry()
-            packed.append(contentsOf: s.digits)
-        }
+        var packed = ExactScalar.packed(numerators + denominators)
         try reducer.sumInPlace(&packed)
-        let n = ExactScalar.digitCount
-        let sums = (0 ..< 2 * references.count).map { ExactScalar(digits: packed[($0 * n) ..< ($0 * n + n)]).value }
+        let sums = ExactScalar.unpacked(packed[...], count: 2 * references.count).map(\.value)
         return (0 ..< references.count).map { k in
             let den = sums[references.count + k]
             let a = sums[k] / den
