@@ -2,8 +2,12 @@ import Foundation
 import Numerics
 import Volumes
 
-/// Starting classes for reference-free classification: the particles, aligned to one consensus
-/// reference, are split along the main directions of their variation around it.
+/// Classes from an aligned consensus: the particles, aligned to one consensus reference, are split along
+/// the main directions of their variation around it. Used for `--consensus_iter n`, for runs that start
+/// from input poses without classes, and to re-seed an emptied class (`bisect`). Reference-free runs
+/// start from random halves by default instead (`RefinementOptions.effectiveConsensusIterations`): a
+/// consensus of two states that do not share a frame aligns one of them only, and then this split has
+/// nothing to find.
 ///
 /// Why not random subsets: with a random partition the class averages differ by noise only, and each
 /// particle's own noise inside its class average favours that class by ≈ N_dof/N_k nats, more than a

@@ -83,10 +83,11 @@ public struct RefinementOptions: Sendable, Equatable {
     /// Re-seed a class whose fraction falls to zero instead of letting it die (see DEVIATIONS.md).
     public var reseedEmptyClasses: Bool = true
     /// With K > 1: number of first iterations in which all classes are refined as one consensus
-    /// reference; the next iteration splits the consensus into K classes by a seeded random class per
-    /// image, so every class starts in the same frame (see DEVIATIONS.md). 0 = off (the original).
-    /// nil = automatic: half of the iterations (0…6; a one-iteration run splits at once) when classes start from a consensus split
-    /// (`splitsConsensus`), else 0.
+    /// reference; the last of them splits the consensus into K classes (along its main directions of
+    /// variation in the default computation, by a seeded random class per image in the classic one), so
+    /// every class starts in the same frame (see DEVIATIONS.md). nil = automatic: 0, the classes start at
+    /// the first iteration as the averages of a seeded random class per image, all in the one frame of
+    /// that iteration's search (from runs that start from input poses: the split of those poses).
     public var consensusIterations: Int? = nil
     /// Runs from nothing per class in the class realignment (`--realign_classes S`, `ClassRealignment`);
     /// 0 = none.
@@ -183,11 +184,11 @@ public struct RefinementOptions: Sendable, Equatable {
 
     /// The consensus iterations in force (see `consensusIterations`).
     public var effectiveConsensusIterations: Int {
-        if let n = consensusIterations { return n }
-        // Input poses are already a consensus: split it at once. A one-iteration run splits at once too
-        // (randomly: there are no poses yet).
-        guard splitsConsensus, !startsFromInputPoses else { return 0 }
-        return min(6, (iterations - istart + 1) / 2)
+        // Without poses the classes start as random halves at the first iteration: each class then finds
+        // its own frame at the low starting resolution, where a particle's own noise in its class average
+        // is worth few nats (a consensus first aligned one state and left the other unaligned: N 400,
+        // SNR 0.01, DEVIATIONS.md). Input poses are already a consensus: split it at once.
+        consensusIterations ?? 0
     }
 
     /// Regularisation strength at iteration `it` (spec §8.7).
@@ -246,7 +247,7 @@ public struct RefinementOptions: Sendable, Equatable {
             // The classes exist from the iteration that splits the consensus (the first without K > 1).
             let split = istart + effectiveConsensusIterations
             if after < split {
-                // The automatic consensus grows with --iter: the smallest --iter that realigns after the split.
+                // The smallest --iter that realigns after the split.
                 var enough = self
                 repeat { enough.iterations += 1 } while enough.iterations - Self.realignTail < istart + enough.effectiveConsensusIterations
                 throw bad("--realign_classes realigns after iteration --iter − \(Self.realignTail) = \(after), before the classes exist (the consensus splits in iteration \(split)): give --iter \(enough.iterations) or more, or a smaller --consensus_iter")

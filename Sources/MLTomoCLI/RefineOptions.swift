@@ -148,7 +148,7 @@ struct RefineOptions: ParsableArguments {
     // MARK: Added by this program
     @Flag(name: .customLong("classic"), help: "The original's computation: full resolution, imputation of the missing region, references from random subsets in random orientations, one-pass search (see DEVIATIONS.md).")
     var classic = false
-    @Flag(name: .customLong("map"), help: "Resolution-limited MAP refinement (the default; the flag is kept for scripts that give it): the likelihood starts at --ini_high and grows with the half-set FSC, the Wiener update replaces imputation, and --nref K classes start from a split of an aligned consensus (see DEVIATIONS.md).")
+    @Flag(name: .customLong("map"), help: "Resolution-limited MAP refinement (the default; the flag is kept for scripts that give it): the likelihood starts at --ini_high and grows with the half-set FSC, the Wiener update replaces imputation, and --nref K classes start at the first iteration as averages of random halves in one frame (see DEVIATIONS.md).")
     var map = false
 
     @Option(name: .customLong("tau2_fudge"), help: "Regularisation T of the resolution-limited (MAP) reference update: larger trusts the data more.")
@@ -160,7 +160,7 @@ struct RefineOptions: ParsableArguments {
     @Option(name: .customLong("incr_size"), help: ArgumentHelp("Fourier shells added per iteration beyond the resolution the half-set FSC supports; default max(2, box/16).", valueName: "shells"))
     var incrSize: Int = 0
 
-    @Option(name: .customLong("consensus_iter"), help: ArgumentHelp("Reference-free classes: iterations refined as one consensus before it is split; default half of --iter (1 to 6).", valueName: "n"))
+    @Option(name: .customLong("consensus_iter"), help: ArgumentHelp("Reference-free classes: iterations refined as one consensus before it is split along its main directions of variation; default 0: the classes start at the first iteration as averages of random halves.", valueName: "n"))
     var consensusIter: Int?
 
     @Option(name: .customLong("realign_classes"), help: ArgumentHelp("After iteration --iter − 4, refine each class alone from its unaligned average with S seeds (--realign_iter iterations each), score them and the class as it is by one E-step of the class's members at one common resolution, keep the highest log-likelihood, and run the last 4 iterations from there. For a class that the consensus left unaligned (large differences at SNR ≤ 0.01); costs about K × S × --realign_iter iterations on N/K particles. Default 0: off.", valueName: "S"))

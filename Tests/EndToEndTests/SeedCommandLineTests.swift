@@ -95,19 +95,21 @@ import Volumes
         //   0.39 is what one class scores, ≈ 0.45 what random labels score). The second line starts from the
         //   classes of the first one's doc (`--keep_angles` with a K-class doc), so it must keep them.
         // - the reference-free 3-class run finds them too, given iterations: classic 0.81 after 5, 0.97
-        //   after 10, 1.00 from 12 on (measured with --iter 25; 2 iterations gave 0.53); default 0.78 after
-        //   10 (with 18³ boxes), 1.00 after its 25.
+        //   after 10, 1.00 from 12 on (measured with --iter 25; 2 iterations gave 0.53); default 0.94 after
+        //   its 25.
         //   Not asserted: the focussed `--dont_align --mask` run (classic 0.58 with this mask, 0.83 without
         //   it; default 0.69).
         #expect(RunFiles.median(reports["run1_align/nref1_5deg"]!, "angularErrorFitted") < 10)
         // Per computation: the default is weaker than the classic one on the two-step lines of this small
         // high-SNR set with this test's short iteration counts (0.78 and 0.81 with grid poses; 0.78 and
         // 0.67 with poses between samples, 4 particles of 36 apart; issue 15 notes) and as strong with the
-        // seed's own counts (0.94 and 0.94, classic 0.97), and stronger on the reference-free line with its
-        // own 25 iterations (1.00 in 20 s).
+        // seed's own counts (0.94 and 0.94, classic 0.97), and about as strong on the reference-free line
+        // with its own 25 iterations: 0.94 (34 of 36, fitted 2.6°, 27 s) from random halves at iteration 1,
+        // the default since 2026-12-07; 1.00 from the consensus split before, which sorts the ribosome at
+        // SNR 0.01 far worse (DEVIATIONS.md).
         let needed: [String: Double] = classic
             ? ["run2_3classes/nref3_10deg": 0.8, "run2_3classes/nref3_5deg": 0.8, "run3_3classes/nref3_15deg": 0.8]
-            : ["run2_3classes/nref3_10deg": 0.65, "run2_3classes/nref3_5deg": 0.65, "run3_3classes/nref3_15deg": 0.95]
+            : ["run2_3classes/nref3_10deg": 0.65, "run2_3classes/nref3_5deg": 0.65, "run3_3classes/nref3_15deg": 0.9]
         for (oroot, bound) in needed {
             #expect(RunFiles.accuracy(reports[oroot]!) >= bound, "\(oroot): class accuracy \(RunFiles.accuracy(reports[oroot]!))")
         }
