@@ -9,10 +9,12 @@ import Volumes
 /// consensus of two states that do not share a frame aligns one of them only, and then this split has
 /// nothing to find.
 ///
-/// Why not random subsets: with a random partition the class averages differ by noise only, and each
-/// particle's own noise inside its class average favours that class by ≈ N_dof/N_k nats, more than a
-/// small structural difference is worth at low SNR, so EM stays where it started (see
-/// ../shared/research/classification-robustness.md §0). The difference between the classes is, in
+/// Why not random subsets once the consensus is refined: with a random partition the class averages
+/// differ by noise only, and each particle's own noise inside its class average favours that class by
+/// ≈ N_dof/N_k nats, more than a small structural difference is worth at low SNR, so EM stays where it
+/// started (see ../shared/research/classification-robustness.md §0). N_dof grows with the radius: at the
+/// first iteration's 5 shells it is small, which is why the default random halves start there. The
+/// difference between the classes is, in
 /// the aligned frame, the leading direction of the particles' residuals, and it can be found when
 /// D/4 > √(N_dof/N) (D: the difference in noise variances per particle), far below the random start's
 /// threshold.

@@ -174,8 +174,11 @@ public struct RefinementOptions: Sendable, Equatable {
     /// Whether the M-step imputes unmeasured Fourier components from the current reference.
     public var imputes: Bool { !dontImpute && usesMaximumLikelihood && !usesResolutionLimit }
 
-    /// Whether reference-free classes start from one aligned consensus split along the main direction of
-    /// variation (instead of random subsets in random orientations).
+    /// Whether the K classes start from one set of poses shared by all of them (instead of the original's
+    /// random subsets in random orientations): the start is one reference, and the split into K classes
+    /// happens at iteration `istart + effectiveConsensusIterations`, along the main directions of
+    /// variation of the poses then known (the previous iteration's or the input's), else as a seeded
+    /// random class per image (the default at the first iteration of a run without input poses).
     public var splitsConsensus: Bool { usesResolutionLimit && nref > 1 && !(startsFromInputPoses && inputHasClasses) }
     /// The input metadata puts every image in one of the K classes (set by the caller from the input
     /// doc): a run that starts from input poses then starts from those classes. Without classes it
@@ -247,10 +250,7 @@ public struct RefinementOptions: Sendable, Equatable {
             // The classes exist from the iteration that splits the consensus (the first without K > 1).
             let split = istart + effectiveConsensusIterations
             if after < split {
-                // The smallest --iter that realigns after the split.
-                var enough = self
-                repeat { enough.iterations += 1 } while enough.iterations - Self.realignTail < istart + enough.effectiveConsensusIterations
-                throw bad("--realign_classes realigns after iteration --iter − \(Self.realignTail) = \(after), before the classes exist (the consensus splits in iteration \(split)): give --iter \(enough.iterations) or more, or a smaller --consensus_iter")
+                throw bad("--realign_classes realigns after iteration --iter − \(Self.realignTail) = \(after), before the classes exist (the consensus splits in iteration \(split)): give --iter \(split + Self.realignTail) or more, or a smaller --consensus_iter")
             }
         }
         let fixedModes = [dontAlign ? "--dont_align" : nil, dontRotate ? "--dont_rotate" : nil,
