@@ -288,7 +288,7 @@ extension ConsensusSplit {
                 ? zip(sums.wedgeSums[g], sums.wedgeSums[2 + g]).map { $0 + $1 }
                 : [Double](repeating: counts[g], count: nh)
             let (f, _) = MStep.mapUpdate(sums: image.fourierTransform().data, wedges: wedge, fsc: model.fsc[donor],
-                                         dim: d, fudge: o.tau2Fudge)
+                                         dim: d, fudge: o.tau2Fudge, images: counts[g])
             m.references[klass] = MStep.postProcess(FourierVolume(nx: d, ny: d, nz: d, data: f).inverseTransform(),
                                                     setup: setup, lowPass: nil)
             m.fractions[klass] = fraction * counts[g] / (counts[0] + counts[1])

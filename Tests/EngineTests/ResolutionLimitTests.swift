@@ -62,20 +62,45 @@ import Volumes
         let sums = truth.map { $0.multiplied(by: Float(count)) }
         let wedges = [Double](repeating: count, count: truth.count)
         // FSC near 1: almost the plain average.
-        let (sharp, ssnr) = MStep.mapUpdate(sums: sums, wedges: wedges, fsc: [1, 0.999, 0.999, 0.999, 0.999], dim: d, fudge: 2)
+        let (sharp, ssnr) = MStep.mapUpdate(sums: sums, wedges: wedges, fsc: [1, 0.999, 0.999, 0.999, 0.999], dim: d, fudge: 2, images: count)
         for j in 1 ..< truth.count where truth[j].length > 1e-4 {
             #expect((sharp[j] - truth[j]).length <= 0.01 * truth[j].length)
         }
         #expect(ssnr[1] > 100)
         // FSC 0.5 at T = 1: Wiener factor SSNR/(1 + SSNR) = FSC′ = √(2/3).
-        let (half, _) = MStep.mapUpdate(sums: sums, wedges: wedges, fsc: [1, 0.5, 0.5, 0.5, 0.5], dim: d, fudge: 1)
+        let (half, _) = MStep.mapUpdate(sums: sums, wedges: wedges, fsc: [1, 0.5, 0.5, 0.5, 0.5], dim: d, fudge: 1, images: count)
         let expected = Float((2.0 / 3).squareRoot())
         for j in 1 ..< truth.count where truth[j].length > 1e-4 {
             #expect((half[j] - truth[j].multiplied(by: expected)).length <= 1e-4 * truth[j].length)
         }
         // FSC ≤ 0: nothing survives.
-        let (none, _) = MStep.mapUpdate(sums: sums, wedges: wedges, fsc: [1, 0, -0.1, 0, 0], dim: d, fudge: 4)
+        let (none, _) = MStep.mapUpdate(sums: sums, wedges: wedges, fsc: [1, 0, -0.1, 0, 0], dim: d, fudge: 4, images: count)
         #expect(none.allSatisfy { $0 == .zero })
+    }
+
+    /// A component that no member measured (W = 0) but that the image sums reach by leakage from
+    /// its neighbours (here 5 % of a neighbour's sum) must not come out larger than the neighbours:
+    /// with only λ ≥ 1 it would be 0.05 × 200 = 10 times their value, and the E-step would then hide
+    /// it in the missing region, which lowers W further (the feedback `minimumCoverage` stops).
+    @Test func mapUpdateDoesNotInflateAComponentNoMemberMeasured() {
+        let d = 8
+        let count = 200.0
+        let value = Complex<Float>(1, 0)
+        var sums = [Complex<Float>](repeating: value.multiplied(by: Float(count)), count: d * d * (d / 2 + 1))
+        var wedges = [Double](repeating: count, count: sums.count)
+        let hidden = 1  // κ = (1, 0, 0): shell 1
+        wedges[hidden] = 0
+        sums[hidden] = value.multiplied(by: Float(0.05 * count))
+        let thin = 2  // κ = (2, 0, 0): measured by 5 % of the class
+        wedges[thin] = 0.05 * count
+        sums[thin] = value.multiplied(by: Float(0.05 * count))
+        let (v, _) = MStep.mapUpdate(sums: sums, wedges: wedges, fsc: [1, 0.999, 0.999, 0.999, 0.999], dim: d,
+                                     fudge: 2, images: count)
+        let neighbour = v[(1 * d + 0) * (d / 2 + 1) + 1].length  // κ = (1, 1, 0), fully measured
+        #expect(abs(neighbour - 1) < 0.01)
+        #expect(v[hidden].length <= 0.6 * neighbour)  // 0.05 × 200 / (0.1 × 200) = 0.5
+        // Measured by fewer than `minimumCoverage` of the class: shrunk in proportion to its coverage.
+        #expect(abs(v[thin].length - Float(0.05 / MStep.minimumCoverage)) < 0.01)
     }
 
     @Test func radiusGrowsWithTheSupportedShellsAndNeverShrinks() throws {
