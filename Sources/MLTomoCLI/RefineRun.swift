@@ -419,8 +419,10 @@ struct RefineProgress: IterationSink {
         }
         if !s.reseededClasses.isEmpty {
             let classes = s.reseededClasses.map { String($0 + 1) }.joined(separator: ", ")
+            // The default computation (radius > 0) re-seeds below 1/(8K) of the images, the classic one an empty class.
+            let why = s.radius > 0 ? "held fewer than 1/(8K) of the images (MStep.minimumClassFraction)" : "lost all their images"
             let how = s.radius > 0 ? "by splitting the largest class in two along the main variation of its images" : "as a perturbed copy of the largest class"
-            log.info("iteration \(it): class(es) \(classes) lost all their images and were re-seeded \(how)")
+            log.info("iteration \(it): class(es) \(classes) \(why) and were re-seeded \(how)")
         }
         FileHandle.standardOutput.write(Data((RunEvents.line(IterationEvent(iteration: it, timing: t, statistics: s)) + "\n").utf8))
     }

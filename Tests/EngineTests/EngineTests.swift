@@ -227,6 +227,32 @@ struct Scenario {
         #expect(m.references[1].data.allSatisfy { $0.isFinite })
     }
 
+    /// The default computation re-seeds a class under 1/(8K) of the images, not only an empty one (a
+    /// class shrinking to 2 % left 200 ribosome particles at chance); the classic one only an empty one.
+    @Test func aClassUnderAnEighthOfItsShareIsReseededInTheDefaultComputation() throws {
+        for classic in [false, true] {
+            let s = try Scenario(count: 4, noise: 0.3) { $0.classic = classic; $0.fixSigmaNoise = true }
+            let refs = try InitialReferences.prepare(loaded: s.truthReferences, setup: s.refinement.setup)
+            let model = try s.refinement.initialModel(references: refs.references)
+            for (weights, shrunk) in [([190.0, 10.0], true), ([186.0, 14.0], false)] {
+                var sums = Sums(dim: 16, classCount: 2)
+                sums.classWeights = weights  // 5 % and 7 % of the images: under and over 1/(8K) = 6.25 %
+                for c in 0 ..< 2 {
+                    for h in 0 ..< 2 {
+                        sums.imageSums[2 * h + c] = s.truthReferences[c].data.map { Double($0) * weights[c] / 2 }
+                        for j in sums.wedgeSums[0].indices { sums.wedgeSums[2 * h + c][j] = weights[c] / 2 }
+                    }
+                }
+                let (_, reseeded, donors) = MStep.run(setup: s.refinement.setup, model: model, sums: sums, iteration: 1)
+                if shrunk && !classic {
+                    #expect(reseeded == [1] && donors == [0], "5 %: re-seeded from the largest class")
+                } else {
+                    #expect(reseeded.isEmpty, "classic \(classic), weights \(weights): kept")
+                }
+            }
+        }
+    }
+
     @Test func optionsRejectBadCombinations() {
         var o = RefinementOptions()
         o.nref = 0
