@@ -163,8 +163,9 @@ public enum MStep {
     /// In the default computation a class with fewer than this fraction of 1/K of the images is re-seeded
     /// (by bisecting the largest class), not only an empty one. The acceptance calls a class under
     /// 1/(4K) a failure when the truth has none; at 1/(8K) no run of the matrix but the collapsing one was
-    /// touched (the smallest class of any other run, at any iteration, held 0.143 of the images at K = 2
-    /// and 0.144 at K = 3), while on 200 ribosome particles with the subtle difference (r 4.5 px) at SNR 0.1
+    /// touched (in every other run the smallest class held at least 0.143 of the images at every
+    /// iteration at K = 2 and 0.144 at K = 3, apart from one class that emptied at once and was re-seeded
+    /// under the old rule too), while on 200 ribosome particles with the subtle difference (r 4.5 px) at SNR 0.1
     /// one class shrank 0.066 → 0.041 → … → 0.020 from iteration 4 and the run ended at chance. A class
     /// that real data hold at under 1/(8K) is lost: ask for fewer classes.
     public static let minimumClassFraction = 0.125
