@@ -420,7 +420,9 @@ struct RefineProgress: IterationSink {
         if !s.reseededClasses.isEmpty {
             let classes = s.reseededClasses.map { String($0 + 1) }.joined(separator: ", ")
             // The default computation (radius > 0) re-seeds below 1/(8K) of the images, the classic one an empty class.
-            let why = s.radius > 0 ? "held fewer than 1/(8K) of the images (MStep.minimumClassFraction)" : "lost all their images"
+            let why = s.radius > 0
+                ? "held fewer than 1/(\(Int((1 / MStep.minimumClassFraction).rounded()))K) of the images (MStep.minimumClassFraction)"
+                : "lost all their images"
             let how = s.radius > 0 ? "by splitting the largest class in two along the main variation of its images" : "as a perturbed copy of the largest class"
             log.info("iteration \(it): class(es) \(classes) \(why) and were re-seeded \(how)")
         }
