@@ -126,7 +126,9 @@ public enum MStep {
                 guard let donor = (0 ..< k).filter({ !reseeded.contains($0) && $0 != c })
                     .max(by: { m.fractions[$0] < m.fractions[$1] }), m.fractions[donor] > 0 else { continue }
                 m.references[c] = perturbedCopy(of: m.references[donor], seed: o.seed, iteration: iteration, klass: c)
-                let share = m.fractions[donor] / 2
+                // The two share what both held, so the fractions still sum to one (the re-seeded class may
+                // have held up to 1/(8K) of the images).
+                let share = (m.fractions[donor] + m.fractions[c]) / 2
                 m.fractions[donor] = share
                 m.fractions[c] = share
                 reseeded.append(c)

@@ -243,9 +243,11 @@ struct Scenario {
                         for j in sums.wedgeSums[0].indices { sums.wedgeSums[2 * h + c][j] = weights[c] / 2 }
                     }
                 }
-                let (_, reseeded, donors) = MStep.run(setup: s.refinement.setup, model: model, sums: sums, iteration: 1)
+                let (next, reseeded, donors) = MStep.run(setup: s.refinement.setup, model: model, sums: sums, iteration: 1)
                 if shrunk && !classic {
                     #expect(reseeded == [1] && donors == [0], "5 %: re-seeded from the largest class")
+                    #expect(abs(next.fractions[0] - 0.5) < 1e-9 && abs(next.fractions[1] - 0.5) < 1e-9,
+                            "the two share what both held: \(next.fractions)")
                 } else {
                     #expect(reseeded.isEmpty, "classic \(classic), weights \(weights): kept")
                 }
