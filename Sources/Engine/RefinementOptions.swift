@@ -89,6 +89,16 @@ public struct RefinementOptions: Sendable, Equatable {
     /// the first iteration as the averages of a seeded random class per image, all in the one frame of
     /// that iteration's search (from runs that start from input poses: the split of those poses).
     public var consensusIterations: Int? = nil
+    /// Starts of a run from generated references, the best kept by likelihood after
+    /// `startIterations` iterations (`--starts S`, `StartSelection`); nil = automatic: 3 in the default
+    /// computation, 1 (off) in the classic one. The caller applies it only to runs whose references are
+    /// generated (no `--ref`, input poses or `--restart`).
+    public var starts: Int? = nil
+    /// Iterations of every start before they are scored (the failed start of StartSelection's example
+    /// was last of five at its 3rd iteration's E-step and far behind at its 4th).
+    public static let startIterations = 3
+    /// The number of starts this computation runs when its references are generated.
+    public var effectiveStarts: Int { starts ?? (usesResolutionLimit ? 3 : 1) }
     /// Runs from nothing per class in the class realignment (`--realign_classes S`, `ClassRealignment`);
     /// 0 = none.
     public var realignSeeds: Int = 0
@@ -240,6 +250,7 @@ public struct RefinementOptions: Sendable, Equatable {
         if resolutionIncrement < 0 { throw bad("--incr_size must not be negative (got \(resolutionIncrement))") }
         if let n = consensusIterations, n < 0 { throw bad("--consensus_iter must not be negative (got \(n))") }
         if !(eps >= 0) { throw bad("--eps must not be negative (got \(eps))") }
+        if let starts, starts < 1 { throw bad("--starts must be at least 1 (got \(starts))") }
         if realignSeeds < 0 { throw bad("--realign_classes must not be negative (got \(realignSeeds))") }
         if realignIterations < 1 { throw bad("--realign_iter must be at least 1 (got \(realignIterations))") }
         if let after = realignAfter {

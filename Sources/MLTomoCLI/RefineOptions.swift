@@ -163,6 +163,9 @@ struct RefineOptions: ParsableArguments {
     @Option(name: .customLong("consensus_iter"), help: ArgumentHelp("Reference-free classes: iterations refined as one consensus before it is split along its main directions of variation; default 0: the classes start at the first iteration as averages of random halves.", valueName: "n"))
     var consensusIter: Int?
 
+    @Option(name: .customLong("starts"), help: ArgumentHelp("Runs from generated references (no --ref, no input poses): after 3 iterations, S − 1 more starts from other seeds run their first 3 iterations, each start is scored by one E-step of all particles at one common resolution, and the run goes on from the highest log-likelihood if it beats this start's by more than 0.02 nats per particle and Fourier component (a start from the unaligned average can lock a pseudo-symmetric particle into a wrong frame). Costs about 3 × (S − 1) early iterations plus S E-steps. Default 3 (--classic: 1, off).", valueName: "S"))
+    var starts: Int?
+
     @Option(name: .customLong("realign_classes"), help: ArgumentHelp("After iteration --iter − 4, refine each class alone from its unaligned average with S seeds (--realign_iter iterations each), score them and the class as it is by one E-step of the class's members at one common resolution, keep the highest log-likelihood, and run the last 4 iterations from there. For a class that the consensus left unaligned (large differences at SNR ≤ 0.01); costs about K × S × --realign_iter iterations on N/K particles. Default 0: off.", valueName: "S"))
     var realignClasses: Int = 0
 
@@ -245,6 +248,7 @@ struct RefineOptions: ParsableArguments {
         e.initialHighResolution = iniHigh
         e.resolutionIncrement = incrSize
         e.consensusIterations = consensusIter
+        e.starts = starts
         e.realignSeeds = realignClasses
         e.realignIterations = realignIter
         e.adaptiveSearch = !exhaustive

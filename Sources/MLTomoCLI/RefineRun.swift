@@ -149,6 +149,59 @@ struct RefineRun {
                                       refinement: refinement, particles: particles, totalImages: total)
         driver.fftSeconds = rank == 0 ? KernelTiming.c2rSeconds(dim: setup.dim, repetitions: 100) : 0
         if let focus { driver.adjustModel = { focus.apply(to: $0) } }
+        // Several starts of a run from generated references (StartSelection): after its first
+        // iterations the run's own start is scored against the others' and the best goes on.
+        var selectStart: ((Int, Model) throws -> (model: Model, results: [ParticleResult])?)?
+        // A resumed run is the same command plus --restart, so it tells from its own options whether the
+        // run's references were generated, and it selects at the same iteration as the uninterrupted run.
+        let startIterations = RefinementOptions.startIterations
+        let selectAfter = engineOptions.istart - 1 + startIterations
+        if engineOptions.effectiveStarts > 1 && inputs.referenceLocators.isEmpty && !o.onlyAverage
+            && !engineOptions.startsFromInputPoses && selectAfter < last {
+            var selection = StartSelection(refinement: refinement, starts: engineOptions.effectiveStarts,
+                                           iterations: startIterations)
+            if let focus { selection.adjustModel = { focus.apply(to: $0) } }
+            let reducer = driver.collectives
+            var startClock = Stopwatch()
+            selection.startFinished = { [log, rank] seed, model in
+                let seconds = startClock.restart()
+                if rank == 0 {
+                    log.info("start selection: the start of seed \(seed) reached \(model.currentRadius) shells in \(formatDuration(seconds))")
+                }
+            }
+            selection.shouldStop = { reducer.stopRequested }
+            // The estimate: S − 1 more times the run's first iterations, plus S E-steps at the pace of its
+            // last iteration scaled to the box of the scoring radius (∝ box³: the scoring searches at the
+            // radius the run reached, one step beyond its last iteration's). Not in a run resumed at this
+            // point: nothing is timed yet then.
+            var sinceLastIteration = Stopwatch()
+            var timed: [Double] = []
+            var radii: [Int] = [setup.startingRadius(givenReferences: false)]
+            selectStart = { [log, rank, total] it, model in
+                timed.append(sinceLastIteration.restart())
+                radii.append(model.currentRadius)
+                guard it == selectAfter else { return nil }
+                if rank == 0 {
+                    var estimate = ""
+                    if timed.count == startIterations {
+                        let box = { Double(setup.croppedDim(radius: $0)) }
+                        let scale = pow(box(model.currentRadius) / box(radii[radii.count - 2]), 3)
+                        let seconds = Double(selection.starts - 1) * timed.reduce(0, +) + Double(selection.starts) * timed.last! * scale
+                        estimate = "; about \(formatDuration(seconds))"
+                    }
+                    log.info("iteration \(it): scoring this start against \(selection.starts - 1) more from other seeds (\(startIterations) iterations each, then one E-step per start at one common resolution)\(estimate)")
+                }
+                var watch = Stopwatch()
+                startClock = Stopwatch()
+                guard let r = try selection.run(model: model, particles: particles, totalImages: total, reducer: reducer) else { return nil }
+                if rank == 0 {
+                    log.info("\(Self.describe(r, images: total))")
+                    log.info("start selection done in \(formatDuration(watch.restart()))")
+                }
+                return r.results.map { (r.model, $0) }
+            }
+        }
+        var realign: ((Int, Model, [ParticleResult]) throws -> (model: Model, results: [ParticleResult])?)?
         if let after = engineOptions.realignAfter {
             var realignment = ClassRealignment(refinement: refinement, seeds: engineOptions.realignSeeds,
                                                iterations: engineOptions.realignIterations)
@@ -170,7 +223,7 @@ struct RefineRun {
             var sinceLastIteration = Stopwatch()
             var slowest = 0.0
             let resumedAt = o.restart == nil ? nil : model.iteration
-            driver.betweenIterations = { [log, rank] it, model, results in
+            realign = { [log, rank] it, model, results in
                 let seconds = sinceLastIteration.restart()
                 if it != resumedAt { slowest = max(slowest, seconds) }
                 guard it == after else { return nil }
@@ -187,6 +240,14 @@ struct RefineRun {
                     log.info("realignment done in \(formatDuration(watch.restart())); iterations \(it + 1)–\(last) refine all classes from it")
                 }
                 return (r.model, r.results)
+            }
+        }
+        if selectStart != nil || realign != nil {
+            driver.betweenIterations = { it, model, results in
+                var current: (model: Model, results: [ParticleResult])? = nil
+                if let chosen = try selectStart?(it, model) { current = chosen }
+                if let realigned = try realign?(it, current?.model ?? model, current?.results ?? results) { current = realigned }
+                return current
             }
         }
         driver.baselineRSSMiB = baselineRSS
@@ -218,6 +279,18 @@ struct RefineRun {
             }
         }
         log.info("done: \(root).doc, \(root)_ref.doc, \(root).h5, \(root)_ref000001.mrc …\(report)")
+    }
+
+    /// The start selection's log line: every start's score, and which was kept.
+    static func describe(_ r: StartSelection.Outcome, images: Int) -> String {
+        let scores = r.candidates.enumerated().map { j, c in
+            "\(j == 0 ? "this start" : "seed \(c.seed)") \(String(format: "%.1f", c.logLikelihood))\(j == r.chosen ? " (kept)" : "")"
+        }
+        let rule = r.chosen == 0 && r.candidates.count > 1
+            ? String(format: " (another start replaces this one only if it scores %.0f higher)",
+                     StartSelection.requiredGain(radius: r.scoringRadius, images: images))
+            : ""
+        return "start selection at \(r.scoringRadius) shells: log-likelihood " + scores.joined(separator: ", ") + rule
     }
 
     /// One log line per class of a class realignment: every candidate's score, and which was kept.

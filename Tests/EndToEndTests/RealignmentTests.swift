@@ -16,7 +16,7 @@ import Volumes
             let result = try await ProcessRunner.mpirun(
                 ranks: ranks, ["-i", "images.sel", "--oroot", oroot, "--doc", "images.doc", "--missing", "wedges.doc",
                                "--nref", "2", "--ang", "30", "--iter", "7", "--consensus_iter", "2",
-                               "--realign_classes", "1", "--realign_iter", "2"],
+                               "--realign_classes", "1", "--realign_iter", "2", "--starts", "1"],
                 currentDirectory: data, timeout: 900)
             #expect(result.status == 0, "\(ranks) rank(s): \(result)")
             return (oroot, result.stderr)
@@ -56,7 +56,7 @@ import Volumes
         let resumed = try await ProcessRunner.mpirun(
             ranks: 2, ["-i", "images.sel", "--oroot", resumedRoot, "--doc", "images.doc", "--missing", "wedges.doc",
                        "--nref", "2", "--ang", "30", "--iter", "7", "--consensus_iter", "2",
-                       "--realign_classes", "1", "--realign_iter", "2", "--restart", two.oroot + "_it000003"],
+                       "--realign_classes", "1", "--realign_iter", "2", "--starts", "1", "--restart", two.oroot + "_it000003"],
             currentDirectory: data, timeout: 900)
         try #require(resumed.status == 0, "\(resumed)")
         #expect(resumed.stderr.contains("iteration 3: realigning each of the 2 class(es) alone: 1 run(s) from nothing of 2 iterations, then one scoring E-step per candidate\n"),
