@@ -33,10 +33,11 @@ public struct StartSelection {
 
     /// How much higher another start must score to replace the run's own, in nats per particle and per
     /// Fourier component within the scoring radius (half of the sphere, (2π/3)·r³: a log-likelihood
-    /// difference grows with both, and with the grey scale it does not change). A start that lost the
-    /// frame scores far lower: 0.12 and 0.046 at SNR 0.3 and 1 on 200 ribosome particles (r 4.5 px case).
-    /// Starts that all found it differ by 0.001–0.009 (SNR 0.1–0.03), and there the higher score did not
-    /// predict the better end: switching took SNR 0.03 from 0.995 to 0.860.
+    /// difference grows with both, and with the grey scale it does not change). On 200 ribosome particles
+    /// (r 4.5 px case) the start that lost the frame (SNR 0.3) trailed by 0.12, one that was losing a class
+    /// (SNR 1: fractions 0.14 / 0.86 at iteration 3) by 0.046. On the matrix's other rows the starts
+    /// differed by 0.000–0.011, and there the higher score did not predict the better end: always
+    /// switching took SNR 0.03 from 0.995 to 0.860.
     public static let requiredGainPerComponent = 0.02
 
     /// The gain a start needs over the run's own at `radius` shells on `images` particles.
