@@ -23,7 +23,7 @@ import Volumes
         let two = try await run(ranks: 2, name: "r2")
         let one = try await run(ranks: 1, name: "r1")
         for out in [one, two] {
-            #expect(out.stderr.contains("iteration 3: scoring this start against 2 more from other seeds (3 iterations each, then one E-step per start at one common resolution; about "),
+            #expect(out.stderr.contains("iteration 3: scoring this start against 2 more from other seeds (3 iterations each, then one E-step per start at one common resolution); about "),
                     "with a time estimate: \(out.stderr)")
             #expect(out.stderr.contains("start selection: the start of seed 2 reached")
                     && out.stderr.contains("start selection: the start of seed 3 reached"), "\(out.stderr)")
