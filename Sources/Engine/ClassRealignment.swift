@@ -151,7 +151,7 @@ public struct ClassRealignment {
 
     /// One-class refinement of the same run with another seed (the orientations of the starting average).
     func subRefinement(seed: UInt64) throws -> Refinement {
-        let setup = try refinement.setup.withOptions {
+        try refinement.withOptions {
             $0.nref = 1
             $0.seed = seed
             $0.istart = 1
@@ -159,10 +159,6 @@ public struct ClassRealignment {
             $0.consensusIterations = nil
             $0.realignSeeds = 0
         }
-        var sub = Refinement(setup: setup, residualScale: refinement.residualScale)
-        sub.sumScale = refinement.sumScale
-        sub.clock = refinement.clock
-        return sub
     }
 
     /// `iterations` iterations of a one-class refinement of the members from their unaligned average.

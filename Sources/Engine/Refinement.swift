@@ -25,6 +25,15 @@ public struct Refinement: Sendable {
             ? setup.sampling.flatMap { CoarseGrid(fine: $0, local: setup.localSearch != nil) } : nil
     }
 
+    /// The same run's refinement with other options (a seed, a class count): its residual scale, sum scale
+    /// and clock, no progress display. The sub-runs of the class realignment and the start selection.
+    public func withOptions(_ change: (inout RefinementOptions) -> Void) throws -> Refinement {
+        var sub = Refinement(setup: try setup.withOptions(change), residualScale: residualScale)
+        sub.sumScale = sumScale
+        sub.clock = clock
+        return sub
+    }
+
     /// One E-step over the whole orientation grid (no previous poses, no restricted search) without the
     /// M-step: the workload `ml_tomo bench` times (Diagnostics' `EngineBenchmark`).
     public func eStep(model: Model, particles: [Particle], iteration: Int) throws -> EStepOutput {

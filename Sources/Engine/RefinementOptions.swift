@@ -92,7 +92,7 @@ public struct RefinementOptions: Sendable, Equatable {
     /// Starts of a run from generated references, the best kept by likelihood after
     /// `startIterations` iterations (`--starts S`, `StartSelection`); nil = automatic: 3 in the default
     /// computation, 1 (off) in the classic one. The caller applies it only to runs whose references are
-    /// generated (no `--ref`, input poses or `--restart`).
+    /// generated (no `--ref` or input poses; a `--restart` of such a run selects as the run would have).
     public var starts: Int? = nil
     /// Iterations of every start before they are scored (the failed start of StartSelection's example
     /// was last of five at its 3rd iteration's E-step and far behind at its 4th).

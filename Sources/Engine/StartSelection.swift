@@ -11,7 +11,8 @@ import Foundation
 /// against 1 103 343–1 112 504 for the others. So after `iterations` iterations of the run itself, S − 1
 /// more starts (other seeds, each from its own unaligned average) run as many iterations, every start's
 /// model is scored by one E-step of all particles at one common resolution with one σ, and the run goes
-/// on from the highest log-likelihood (DEVIATIONS.md).
+/// on from the best other start only if it beats the run's own by `requiredGainPerComponent`
+/// (DEVIATIONS.md).
 public struct StartSelection {
     public let refinement: Refinement
     /// Starts in all, the run's own included.
@@ -116,14 +117,11 @@ public struct StartSelection {
     /// The run's first `iterations` iterations with another seed (its own unaligned average, split and
     /// searches).
     func fromNothing(_ particles: [Particle], totalImages: Int, seed: UInt64, last: Int, reducer: any Reducer) throws -> Model {
-        let setup = try refinement.setup.withOptions {
+        let sub = try refinement.withOptions {
             $0.seed = seed
             $0.realignSeeds = 0
         }
-        var sub = Refinement(setup: setup, residualScale: refinement.residualScale)
-        sub.sumScale = refinement.sumScale
-        sub.clock = refinement.clock
-        let start = try InitialReferences.generate(particles: particles, totalImages: totalImages, setup: setup,
+        let start = try InitialReferences.generate(particles: particles, totalImages: totalImages, setup: sub.setup,
                                                    reducer: reducer)
         var model = adjustModel(try sub.initialModel(references: start.references))
         var previous: [ParticleResult]? = nil

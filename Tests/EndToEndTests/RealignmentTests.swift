@@ -39,11 +39,7 @@ import Volumes
         #expect(scoreLines(one.stderr) == scoreLines(two.stderr), "\(scoreLines(one.stderr)) vs \(scoreLines(two.stderr))")
         let rows2 = try RunFiles.rows(two.oroot + ".doc"), rows1 = try RunFiles.rows(one.oroot + ".doc")
         #expect(rows2.count == 24)
-        for (image, row1) in rows1 {
-            let row2 = try #require(rows2[image], "\(image) missing from the 2-rank doc")
-            #expect(row2.classNumber == row1.classNumber, "\(image): class \(row2.classNumber) vs \(row1.classNumber)")
-            #expect(RunFiles.distance(row2.angles, row1.angles) < 1e-3, "\(image): \(row2.angles) vs \(row1.angles)")
-        }
+        try RunFiles.expectSamePoses(rows2, as: rows1, ranks: "2-rank")
         let stack2 = try ReferenceStackFile.read(two.oroot + ".h5"), stack1 = try ReferenceStackFile.read(one.oroot + ".h5")
         for (a, b) in zip(stack2.references, stack1.references) {
             #expect(RunFiles.relativeDifference(b, a) < 1e-5, "references differ by \(RunFiles.relativeDifference(b, a))")

@@ -49,6 +49,24 @@ enum RunFiles {
 
     static func norm(_ v: SIMD3<Double>) -> Double { (v * v).sum().squareRoot() }
 
+    /// Every image of `reference` is in `other` with the same class and orientation (1e-3°), and with
+    /// `shifts` the same shift (1e-4 px): a run on another number of ranks (`ranks` names it in messages).
+    static func expectSamePoses(_ other: [String: DocRow], as reference: [String: DocRow], ranks: String,
+                                context: String = "", shifts: Bool = false,
+                                sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for (image, row1) in reference {
+            let row = try #require(other[image], "\(image) missing from the \(ranks) doc", sourceLocation: sourceLocation)
+            #expect(row.classNumber == row1.classNumber, "\(context)\(image): class \(row.classNumber) vs \(row1.classNumber)",
+                    sourceLocation: sourceLocation)
+            #expect(distance(row.angles, row1.angles) < 1e-3, "\(context)\(image): \(row.angles) vs \(row1.angles)",
+                    sourceLocation: sourceLocation)
+            if shifts {
+                #expect(norm(row.shift - row1.shift) < 1e-4, "\(context)\(image): \(row.shift) vs \(row1.shift)",
+                        sourceLocation: sourceLocation)
+            }
+        }
+    }
+
     /// Geodesic distance (degrees) between two orientations.
     static func distance(_ a: EulerAngles, _ b: EulerAngles) -> Double { rotationDistance(a.matrix, b.matrix) }
 

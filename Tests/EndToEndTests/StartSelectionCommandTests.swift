@@ -36,11 +36,7 @@ import Volumes
         #expect(scoreLine(one.stderr) == scoreLine(two.stderr), "\(scoreLine(one.stderr)) vs \(scoreLine(two.stderr))")
         let rows2 = try RunFiles.rows(two.oroot + ".doc"), rows1 = try RunFiles.rows(one.oroot + ".doc")
         #expect(rows2.count == 24)
-        for (image, row1) in rows1 {
-            let row2 = try #require(rows2[image], "\(image) missing from the 2-rank doc")
-            #expect(row2.classNumber == row1.classNumber, "\(image): class \(row2.classNumber) vs \(row1.classNumber)")
-            #expect(RunFiles.distance(row2.angles, row1.angles) < 1e-3, "\(image): \(row2.angles) vs \(row1.angles)")
-        }
+        try RunFiles.expectSamePoses(rows2, as: rows1, ranks: "2-rank")
         for (name, extra) in [("single", ["--starts", "1"]), ("classic", ["--classic"])] {
             let out = try await run(ranks: 2, extra, name: name)
             #expect(!out.stderr.contains("start selection"), "\(name): \(out.stderr)")

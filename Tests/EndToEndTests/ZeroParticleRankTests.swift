@@ -39,12 +39,7 @@ import Volumes
         let one = try await run(ranks: 1)
         let rows3 = try RunFiles.rows(three + ".doc"), rows1 = try RunFiles.rows(one + ".doc")
         #expect(rows3.count == 2, "\(rows3)")
-        for (image, row1) in rows1 {
-            let row3 = try #require(rows3[image], "\(image) missing from the 3-rank doc")
-            #expect(row3.classNumber == row1.classNumber, "\(mode) \(image): class \(row3.classNumber) vs \(row1.classNumber)")
-            #expect(RunFiles.distance(row3.angles, row1.angles) < 1e-3, "\(mode) \(image): \(row3.angles) vs \(row1.angles)")
-            #expect(RunFiles.norm(row3.shift - row1.shift) < 1e-4, "\(mode) \(image): \(row3.shift) vs \(row1.shift)")
-        }
+        try RunFiles.expectSamePoses(rows3, as: rows1, ranks: "3-rank", context: "\(mode) ", shifts: true)
         let stack3 = try ReferenceStackFile.read(three + ".h5"), stack1 = try ReferenceStackFile.read(one + ".h5")
         #expect(stack3.references.count == stack1.references.count)
         for (a, b) in zip(stack3.references, stack1.references) {
